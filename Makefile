@@ -1,0 +1,112 @@
+# posthorn top-level Makefile.  Everything is built under $(BUILD).
+#   make            build libraries, daemons and the posthorn command
+#   make test       build, run unit tests, then the integration suite
+#   make asan       the same tests under AddressSanitizer + UBSan
+#   make run        build and start a demo instance under ./run/ (foreground)
+#   make install PREFIX=/usr/local
+#   make lint       cppcheck over the tree
+#   make fuzz       build the libFuzzer harnesses and run each briefly
+
+BUILD   ?= build
+CC      ?= cc
+PREFIX  ?= /usr/local
+PYTHON  ?= /usr/bin/python3
+SAN     ?=
+
+PKGS     = libevent openssl libpcre2-8 lmdb
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -lssl -lcrypto -lpcre2-8 -llmdb)
+
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral -g -O2 \
+	-Isrc $(PKG_CFLAGS) -MMD -MP
+ifneq ($(SAN),)
+CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+LDSAN = -fsanitize=address,undefined
+endif
+CFLAGS  ?=
+CFLAGS  += $(CFLAGS_BASE)
+LDFLAGS += $(LDSAN) -Wl,--as-needed
+LDLIBS   = $(PKG_LIBS) -lcrypt -lsasl2
+
+UTIL_SRC   = $(wildcard src/util/*.c)
+GLOBAL_SRC = $(wildcard src/global/*.c)
+UTIL_OBJ   = $(UTIL_SRC:%.c=$(BUILD)/obj/%.o)
+GLOBAL_OBJ = $(GLOBAL_SRC:%.c=$(BUILD)/obj/%.o)
+LIBUTIL    = $(BUILD)/lib/libutil.a
+LIBGLOBAL  = $(BUILD)/lib/libglobal.a
+
+# One program per folder; src/cli builds the posthorn command.
+DAEMONS  = master smtpd cleanup qmgr local
+PROGRAMS = $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/posthorn
+
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+UNIT_TESTS = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIBUTIL): $(UTIL_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBGLOBAL): $(GLOBAL_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(BUILD)/bin/posthorn: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/cli/*.c)) $(LIBGLOBAL) $(LIBUTIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(DAEMONS:%=$(BUILD)/bin/%): $(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/$$*/*.c)) $(LIBGLOBAL) $(LIBUTIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBGLOBAL) $(LIBUTIL)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+deps:
+	@scripts/deps.sh test
+
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
+
+integration: all
+	POSTHORN_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -x tests/integration
+
+test: deps
+	$(MAKE) all $(UNIT_TESTS)
+	$(MAKE) unit
+	$(MAKE) integration
+
+asan: deps
+	$(MAKE) BUILD=build/asan SAN=1 test-nodeps
+
+test-nodeps: all $(UNIT_TESTS)
+	$(MAKE) unit integration
+
+run: all
+	scripts/run-demo.sh $(abspath $(BUILD))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/posthorn $(DESTDIR)$(PREFIX)/share/posthorn/conf
+	install -m 755 $(BUILD)/bin/posthorn $(DESTDIR)$(PREFIX)/sbin/posthorn
+	for d in $(DAEMONS); do install -m 755 $(BUILD)/bin/$$d $(DESTDIR)$(PREFIX)/libexec/posthorn/$$d; done
+	install -m 644 conf/main.cf conf/master.cf $(DESTDIR)$(PREFIX)/share/posthorn/conf/
+
+lint:
+	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
+		--suppress=missingIncludeSystem -Isrc src
+
+clean:
+	rm -rf build
+
+.PHONY: all deps unit integration test asan test-nodeps run install lint clean
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

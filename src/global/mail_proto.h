@@ -1,0 +1,88 @@
+/*
+ * mail_proto - names shared by the processes: queue sub-directories,
+ * socket names, and the attribute protocols spoken over them (frames as in
+ * util/attr.h).  Every receiver validates what it gets as if it came from
+ * the network.
+ *
+ * Queue directory ($queue_directory):
+ *   incoming/  committed queue files waiting for qmgr (name = queue ID)
+ *   active/    files qmgr is working on
+ *   deferred/  files waiting for their retry time (mtime = next retry)
+ *   hold/      held by the administrator
+ *   corrupt/   files that failed to parse (never deleted automatically)
+ *   defer/     per-message delay reasons, one file per queue ID
+ *   tmp/       files being written by cleanup (not yet acknowledged)
+ *   private/   unix sockets of internal services (0700)
+ *   public/    unix sockets open to local users
+ *   pid/       master.pid
+ *
+ * ---- smtpd -> cleanup  (unix socket private/cleanup) ----
+ * One connection may carry several messages, one after another.
+ * Client sends, in order:
+ *   1. envelope frame:
+ *        request=submit
+ *        sender=<addr or empty for null sender>
+ *        client_name, client_addr, client_port, helo, protocol (SMTP/ESMTP..)
+ *        smtputf8=0|1, body=7BIT|8BITMIME|BINARYMIME, envid, ret=FULL|HDRS
+ *        (optional), sasl_username (optional), tls (optional text for the
+ *        Received header), arrival=<unix time>
+ *        then for each accepted recipient, in order:
+ *          rcpt=<addr>  followed by optional notify=..., orcpt=...
+ *          (a notify/orcpt attribute belongs to the rcpt before it)
+ *   2. zero or more content frames:  data=<bytes>
+ *        Content is the message with SMTP transparency removed (no dot
+ *        stuffing) and every line ending normalised to "\n".  A content
+ *        frame carries at most MAIL_PROTO_CHUNK bytes and lines may span
+ *        frames.
+ *   3. end frame: end=1       (or abort=1: forget the message, no reply)
+ * cleanup replies to the end frame with one frame:
+ *        status=0  queue_id=ID                      message committed
+ *        status=4 | status=5  reason="4.3.0 text"   not committed
+ * "committed" means the queue file and its directory entry are on stable
+ * storage: only then may smtpd reply 250.
+ *
+ * ---- qmgr -> local  (unix socket private/local) ----
+ * One connection carries many requests, one at a time.
+ * qmgr sends:
+ *        request=deliver  queue_id=ID  queue=active  sender=<addr>
+ *        arrival=<unix time>
+ *        then per recipient: rcpt=<addr> orig_rcpt=<addr> offset=<n>
+ *        (orig_rcpt/offset belong to the rcpt before them)
+ * local replies with one frame, one group per recipient in request order:
+ *        offset=<n> status=2|4|5 dsn=X.Y.Z reason=<text>
+ * status 2 = delivered (Maildir file fsynced and linked into new/),
+ * 4 = try again later, 5 = permanent failure.
+ */
+#ifndef GLOBAL_MAIL_PROTO_H
+#define GLOBAL_MAIL_PROTO_H
+
+#include <stddef.h>
+
+#define MAIL_QUEUE_INCOMING "incoming"
+#define MAIL_QUEUE_ACTIVE "active"
+#define MAIL_QUEUE_DEFERRED "deferred"
+#define MAIL_QUEUE_HOLD "hold"
+#define MAIL_QUEUE_CORRUPT "corrupt"
+#define MAIL_QUEUE_DEFER_LOG "defer"
+#define MAIL_QUEUE_TMP "tmp"
+#define MAIL_QUEUE_PRIVATE "private"
+#define MAIL_QUEUE_PUBLIC "public"
+#define MAIL_QUEUE_PID "pid"
+
+#define MAIL_SERVICE_CLEANUP "cleanup"
+#define MAIL_SERVICE_QMGR "qmgr"
+#define MAIL_SERVICE_LOCAL "local"
+
+/* Largest content frame and largest non-content frame. */
+#define MAIL_PROTO_CHUNK (64 * 1024)
+#define MAIL_PROTO_FRAME_MAX (1024 * 1024)
+
+/* Queue IDs: [0-9A-Za-z], at most this long (plus NUL). */
+#define MAIL_QUEUE_ID_MAX 32
+
+/* "$queue_directory/private/<name>" into dst; returns dst. */
+char *mail_private_socket(char *dst, size_t size, const char *name);
+/* true if s is a syntactically valid queue ID (no '/' or '.'). */
+int mail_queue_id_ok(const char *s);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * server - the skeleton every worker daemon runs under (Postfix's
+ * single_server / event_server).
+ *
+ * master starts a worker as
+ *
+ *     DAEMON -c CONFIG_DIR -n SERVICE -t TYPE [-o name=value]... [-v]
+ *
+ * with the service's listening socket on fd SERVER_LISTEN_FD and the
+ * service's status pipe (write end) on fd SERVER_STATUS_FD.  The skeleton
+ * loads main.cf, applies the -o overrides, opens logging, calls pre_init
+ * (still privileged: open keys, maps), drops to mail_owner when running as
+ * root (unless the service is unpriv=n, signalled by -u), calls post_init,
+ * then serves.
+ *
+ * Single server (serve != NULL): accept one client, report BUSY, call
+ * serve(fd), close fd, report IDLE; exit after max_use clients or max_idle
+ * seconds without a client, or when master sends SIGHUP (reload: finish
+ * the current client, then exit) or SIGTERM (exit now).
+ *
+ * Event server (run != NULL): the daemon gets the listening fd and runs its
+ * own loop (qmgr).  It should exit on SIGTERM; server_should_exit() tells.
+ *
+ * Stand-alone mode "-s": no master; serve(0) once with fd 0 as the client
+ * connection (a socket; used for tests and fuzzing), then exit.
+ */
+#ifndef GLOBAL_SERVER_H
+#define GLOBAL_SERVER_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#define SERVER_LISTEN_FD 3
+#define SERVER_STATUS_FD 4
+
+/* Status record a worker writes to the status pipe (atomic: < PIPE_BUF). */
+struct server_status {
+    pid_t pid;
+    unsigned generation;
+    char status;   /* SERVER_STATUS_BUSY or SERVER_STATUS_IDLE */
+};
+#define SERVER_STATUS_BUSY 'B'
+#define SERVER_STATUS_IDLE 'I'
+
+struct server_opts {
+    const char *name;            /* program name for logs, e.g. "smtpd" */
+    void (*pre_init)(void);
+    void (*post_init)(void);
+    void (*serve)(int fd);       /* single server */
+    void (*run)(int listen_fd);  /* event server */
+};
+
+int server_main(int argc, char **argv, const struct server_opts *opts);
+
+/* Service name (-n) and whether a stop/reload was requested. */
+const char *server_service_name(void);
+bool server_should_exit(void);
+
+#endif
