@@ -91,7 +91,8 @@ asan: deps
 test-nodeps: all $(UNIT_TESTS)
 	$(MAKE) unit integration
 
-run: all
+run: deps
+	$(MAKE) all
 	scripts/run-demo.sh $(abspath $(BUILD))
 
 install: all
