@@ -26,7 +26,7 @@ CFLAGS_BASE += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 LDSAN = -fsanitize=address,undefined
 endif
 CFLAGS  ?=
-CFLAGS  += $(CFLAGS_BASE)
+ALL_CFLAGS = $(CFLAGS_BASE) $(CFLAGS)
 LDFLAGS += $(LDSAN) -Wl,--as-needed
 LDLIBS   = $(PKG_LIBS) -lcrypt -lsasl2
 
@@ -48,7 +48,7 @@ all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBUTIL): $(UTIL_OBJ)
 	@mkdir -p $(dir $@)
@@ -101,6 +101,22 @@ install: all
 	for d in $(DAEMONS); do install -m 755 $(BUILD)/bin/$$d $(DESTDIR)$(PREFIX)/libexec/posthorn/$$d; done
 	install -m 644 conf/main.cf conf/master.cf $(DESTDIR)$(PREFIX)/share/posthorn/conf/
 
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS = addr attr qfile config
+fuzz:
+	$(MAKE) BUILD=build/fuzz CC=clang SAN=1 \
+		CFLAGS="-fsanitize=fuzzer-no-link" build/fuzz/lib/libglobal.a build/fuzz/lib/libutil.a
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		clang -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+			-o build/fuzz/fuzz_$$t tests/fuzz/fuzz_$$t.c build/fuzz/lib/libglobal.a \
+			build/fuzz/lib/libutil.a $(LDLIBS); \
+		mkdir -p build/fuzz/corpus_$$t; \
+		echo "== fuzz_$$t ($(FUZZ_SECONDS)s)"; \
+		build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-artifact_prefix=build/fuzz/ build/fuzz/corpus_$$t \
+			$$(test -d tests/fuzz/corpus/$$t && echo tests/fuzz/corpus/$$t) 2>&1 | tail -2; \
+	done
+
 lint:
 	cppcheck --quiet --enable=warning,performance,portability --error-exitcode=1 \
 		--suppress=missingIncludeSystem -Isrc src
@@ -108,6 +124,6 @@ lint:
 clean:
 	rm -rf build
 
-.PHONY: all deps unit integration test asan test-nodeps run install lint clean
+.PHONY: all deps unit integration test asan test-nodeps run install lint fuzz clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
