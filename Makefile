@@ -3,6 +3,7 @@
 #   make test       build, run unit tests, then the integration suite
 #   make asan       the same tests under AddressSanitizer + UBSan
 #   make run        build and start a demo instance under ./run/ (foreground)
+#   make bench      posthorn side by side with Postfix (bench/)
 #   make install PREFIX=/usr/local
 #   make lint       cppcheck over the tree
 #   make fuzz       build the libFuzzer harnesses and run each briefly
@@ -95,6 +96,11 @@ run: deps
 	$(MAKE) all
 	scripts/run-demo.sh $(abspath $(BUILD))
 
+bench:
+	scripts/deps.sh bench
+	$(MAKE) all
+	$(PYTHON) bench/bench.py --build $(abspath $(BUILD)) $(BENCH_ARGS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/posthorn $(DESTDIR)$(PREFIX)/share/posthorn/conf
 	install -m 755 $(BUILD)/bin/posthorn $(DESTDIR)$(PREFIX)/sbin/posthorn
@@ -124,6 +130,6 @@ lint:
 clean:
 	rm -rf build
 
-.PHONY: all deps unit integration test asan test-nodeps run install lint fuzz clean
+.PHONY: all bench deps unit integration test asan test-nodeps run install lint fuzz clean
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
