@@ -60,5 +60,13 @@ char *addr_local_unquote(const char *local);
 long addr_split(const char *addr);
 /* Lowercase copy of an address for table lookups (ASCII fold). */
 char *addr_fold(const char *addr);
+/*
+ * Length of a local part without its recipient_delimiter extension, by
+ * Postfix's rules: the extension starts at the first delimiter character,
+ * except at position 0, and postmaster, mailer-daemon, owner-* and
+ * *-request (when "-" is a delimiter) are never split.  Returns
+ * strlen(local) when there is no extension; delimiters "" = none.
+ */
+size_t addr_ext_offset(const char *local, const char *delimiters);
 
 #endif

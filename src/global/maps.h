@@ -30,6 +30,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "util/argv.h"
 #include "util/buf.h"
 
 enum map_result { MAP_FOUND = 0, MAP_NOTFOUND = 1, MAP_ERROR = -1 };
@@ -44,6 +45,29 @@ const char *map_spec(const struct map *m);
 
 /* Compile a source file into its indexed form (`posthorn map`). */
 int map_build(const char *type, const char *path, char *err, size_t errlen);
+
+/*
+ * Visit every entry of a table that can be listed (`posthorn map -s`);
+ * fn returns nonzero to stop.  Returns 0, or -1 with err set (also for a
+ * type that cannot be listed, such as static: or unix:).
+ */
+typedef int (*map_walk_fn)(const char *key, const char *value, void *ctx);
+int map_walk(struct map *m, map_walk_fn fn, void *ctx, char *err,
+             size_t errlen);
+
+/*
+ * Initial size of an LMDB file being built (lmdb_map_size); builds double
+ * it when it fills up.  Default 16 MiB.
+ */
+void maps_set_lmdb_map_size(size_t bytes);
+
+/*
+ * Split a list parameter into its entries at commas and whitespace that
+ * are not inside {braces}, so "inline:{a=b, c=d}" stays one entry.
+ * Returns 0, or -1 with err set on unbalanced braces.
+ */
+int maps_split_list(const char *value, struct argv *out, char *err,
+                    size_t errlen);
 
 struct maplist;
 
