@@ -14,9 +14,9 @@ PREFIX  ?= /usr/local
 PYTHON  ?= /usr/bin/python3
 SAN     ?=
 
-PKGS     = libevent openssl libpcre2-8 lmdb
+PKGS     = libevent openssl libpcre2-8 lmdb libcares
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -lssl -lcrypto -lpcre2-8 -llmdb)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -levent -lssl -lcrypto -lpcre2-8 -llmdb -lcares)
 
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 	-Wno-unused-parameter -Wformat=2 -Wno-format-nonliteral -g -O2 \
@@ -39,7 +39,7 @@ LIBUTIL    = $(BUILD)/lib/libutil.a
 LIBGLOBAL  = $(BUILD)/lib/libglobal.a
 
 # One program per folder; src/cli builds the posthorn command.
-DAEMONS  = master smtpd cleanup qmgr local
+DAEMONS  = master smtpd cleanup qmgr local $(if $(wildcard src/smtp/*.c),smtp)
 PROGRAMS = $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/posthorn
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
