@@ -60,11 +60,12 @@ $(LIBGLOBAL): $(GLOBAL_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 .SECONDEXPANSION:
-$(BUILD)/bin/posthorn: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/cli/*.c)) $(LIBGLOBAL) $(LIBUTIL)
+$(BUILD)/bin/posthorn: $$(call prog_objs,cli) $(LIBGLOBAL) $(LIBUTIL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(DAEMONS:%=$(BUILD)/bin/%): $(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard src/$$*/*.c)) $(LIBGLOBAL) $(LIBUTIL)
+prog_objs = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard src/$(1)/*.c))
+$(DAEMONS:%=$(BUILD)/bin/%): $(BUILD)/bin/%: $$(call prog_objs,$$*) $(LIBGLOBAL) $(LIBUTIL)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -108,7 +109,7 @@ install: all
 	install -m 644 conf/main.cf conf/master.cf $(DESTDIR)$(PREFIX)/share/posthorn/conf/
 
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS = addr attr qfile config
+FUZZ_TARGETS = addr attr qfile config mastercf
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang SAN=1 \
 		CFLAGS="-fsanitize=fuzzer-no-link" build/fuzz/lib/libglobal.a build/fuzz/lib/libutil.a

@@ -80,7 +80,10 @@
 /* Queue IDs: [0-9A-Za-z], at most this long (plus NUL). */
 #define MAIL_QUEUE_ID_MAX 32
 
-/* "$queue_directory/private/<name>" into dst; returns dst. */
+/*
+ * "$queue_directory/private/<name>" into dst, or public/<name> when only
+ * that socket exists (a master.cf entry with private=n); returns dst.
+ */
 char *mail_private_socket(char *dst, size_t size, const char *name);
 /* true if s is a syntactically valid queue ID (no '/' or '.'). */
 int mail_queue_id_ok(const char *s);

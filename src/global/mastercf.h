@@ -33,6 +33,11 @@ struct master_service {
     struct argv overrides; /* "name=value" from -o, in order */
     char *file;
     int line;
+    /* Added fields: */
+    char *host;          /* inet: "" when service has no host part, else
+                            the host without [] ("::1", "127.0.0.1") */
+    char *port;          /* inet: the port part ("25", "smtp"); unix: NULL */
+    bool wakeup_used;    /* wakeup "N?": only after the service was used */
 };
 
 int mastercf_parse(const char *path, struct master_service **services,

@@ -22,7 +22,10 @@
  *     'Z' content size, decimal
  *     'E' (empty)                        end; mandatory
  *
- * Writing (cleanup): the file is created in tmp/, written, fsynced, then
+ * Writing (cleanup): the caller puts every record from 'V' through 'Z' in
+ * grammar order (the writer checks order and bounds and fails the commit
+ * otherwise); commit adds 'E'.
+ * The file is created in tmp/, written, fsynced, then
  * renamed to incoming/<ID> (no replace) and incoming/ is fsynced.  Only
  * after qfile_writer_commit() returns 0 may anyone acknowledge the
  * message.  The ID is derived from the arrival microseconds and the inode
@@ -47,6 +50,12 @@
 #define QFILE_VERSION "posthorn-queue-1"
 #define QFILE_CHUNK_MAX (64 * 1024)
 
+/* Reader bounds (data bytes per record); the writer enforces them too. */
+#define QFILE_ADDR_MAX 4096     /* S; each field of R/D */
+#define QFILE_RCPT_MAX (4 * QFILE_ADDR_MAX + 3)
+#define QFILE_ATTR_MAX 8192     /* A */
+#define QFILE_NUMBER_MAX 20     /* T, Z: decimal digits */
+
 #define QREC_VERSION 'V'
 #define QREC_TIME 'T'
 #define QREC_SENDER 'S'
@@ -63,7 +72,19 @@ struct qfile_writer;
 /* Create a new file under queue_dir/tmp.  NULL on error (err set). */
 struct qfile_writer *qfile_writer_open(const char *queue_dir, char *err,
                                        size_t errlen);
-/* Append a record (buffered; write errors surface at commit). */
+/*
+ * The queue ID this message will get (derived at open from the arrival
+ * microseconds and the tmp file's inode), so cleanup can put it in the
+ * Received: and Message-ID: headers before commit.  Commit keeps it unless
+ * incoming/ already holds that name (only possible when queue files were
+ * copied in from elsewhere); then commit picks another and fills it in.
+ */
+const char *qfile_writer_id(const struct qfile_writer *w);
+/*
+ * Append a record (buffered; write errors surface at commit).  A record
+ * the reader would refuse (over its length bound, see QFILE_*_MAX) makes
+ * the commit fail rather than produce an unreadable file.
+ */
 void qfile_put(struct qfile_writer *w, int type, const void *data, size_t len);
 void qfile_put_str(struct qfile_writer *w, int type, const char *s);
 /* Convenience: 'R' record from its four fields (NULL = ""). */
@@ -118,7 +139,12 @@ int qfile_read_content(int fd, const struct qfile_envelope *env,
                        int (*fn)(const char *data, size_t len, void *ctx),
                        void *ctx, char *err, size_t errlen);
 
-/* Flip the recipient record at offset from 'R' to 'D' (pwrite). */
+/*
+ * Flip the recipient record at offset from 'R' to 'D' (pwrite).  The byte
+ * there must be 'R' or 'D' (already done: no-op), else -1.  No fsync: the
+ * caller syncs once per batch (a lost flip means a duplicate delivery,
+ * never a lost one).
+ */
 int qfile_mark_done(int fd, off_t offset, char *err, size_t errlen);
 
 #endif

@@ -28,10 +28,20 @@
 #define GLOBAL_SERVER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
+
+#include "util/argv.h"
 
 #define SERVER_LISTEN_FD 3
 #define SERVER_STATUS_FD 4
+
+/* Environment variable by which master tells a worker its generation. */
+#define SERVER_GENERATION_ENV "POSTHORN_GENERATION"
+
+#ifndef POSTHORN_CONFIG_DIR
+#define POSTHORN_CONFIG_DIR "/etc/posthorn"
+#endif
 
 /* Status record a worker writes to the status pipe (atomic: < PIPE_BUF). */
 struct server_status {
@@ -55,5 +65,25 @@ int server_main(int argc, char **argv, const struct server_opts *opts);
 /* Service name (-n) and whether a stop/reload was requested. */
 const char *server_service_name(void);
 bool server_should_exit(void);
+
+/*
+ * The worker command line, as server_main() parses it (exposed for tests).
+ * Strings point into argv, except the copied overrides.
+ */
+struct server_args {
+    const char *config_dir;  /* -c; default $POSTHORN_CONFIG_DIR, then
+                                POSTHORN_CONFIG_DIR */
+    const char *service;     /* -n; default the program name */
+    const char *type;        /* -t inet | unix; default "unix" */
+    struct argv overrides;   /* -o name=value, in order */
+    bool keep_root;          /* -u: unpriv=n, do not drop to mail_owner */
+    bool standalone;         /* -s */
+    int verbose;             /* number of -v */
+};
+
+/* Returns 0, or -1 with err set; free with server_args_free either way. */
+int server_parse_args(int argc, char **argv, const char *progname,
+                      struct server_args *args, char *err, size_t errlen);
+void server_args_free(struct server_args *args);
 
 #endif

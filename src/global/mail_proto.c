@@ -1,0 +1,66 @@
+/*
+ * mail_proto - helpers for the names in mail_proto.h.
+ *
+ * mail_private_socket() trusts the process-wide configuration (loaded and
+ * checked by the server skeleton or a command) and the queue's socket
+ * directories (created by master); mail_queue_id_ok() trusts
+ * nothing: it is how every process checks a queue ID it was sent before
+ * using it as a file name.
+ */
+#include "global/mail_proto.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "global/config.h"
+#include "util/log.h"
+
+static void mail_socket_path(char *dst, size_t size, const char *queue_dir,
+                             const char *class, const char *name)
+{
+    int n = snprintf(dst, size, "%s/%s/%s", queue_dir, class, name);
+
+    /* master could not have bound such a socket either. */
+    if (n < 0 || (size_t)n >= size)
+        log_fatal("socket path %s/%s/%s is too long", queue_dir, class, name);
+}
+
+/*
+ * master.cf's private column decides where master binds a unix service
+ * (Postfix's stock master.cf has cleanup and qmgr with private=n), so a
+ * client looks in public/ when private/ has no such socket.
+ */
+char *mail_private_socket(char *dst, size_t size, const char *name)
+{
+    const char *queue_dir = config_str(config_global(), "queue_directory");
+    struct stat st;
+
+    mail_socket_path(dst, size, queue_dir, MAIL_QUEUE_PRIVATE, name);
+    if (lstat(dst, &st) == 0 && S_ISSOCK(st.st_mode))
+        return dst;
+    mail_socket_path(dst, size, queue_dir, MAIL_QUEUE_PUBLIC, name);
+    if (lstat(dst, &st) == 0 && S_ISSOCK(st.st_mode))
+        return dst;
+    /* Neither: the caller's connect fails naming the usual place. */
+    mail_socket_path(dst, size, queue_dir, MAIL_QUEUE_PRIVATE, name);
+    return dst;
+}
+
+int mail_queue_id_ok(const char *s)
+{
+    size_t n = 0;
+
+    if (s == NULL)
+        return 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+
+        if (n >= MAIL_QUEUE_ID_MAX - 1)
+            return 0;
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
+              (c >= 'a' && c <= 'z')))
+            return 0;
+    }
+    return n > 0;
+}

@@ -1,0 +1,77 @@
+/*
+ * maildir - write one message into a Maildir the way qmail defined it and
+ * mutt, Dovecot and backup tools expect it:
+ *
+ *   DIR/tmp/<sec>.P<pid>Q<count>.<host>       written and fsynced here,
+ *   DIR/new/<sec>.V<dev>I<ino>M<usec>.<host>,S=<size>
+ *                                             then hard-linked here (or into
+ *                                             cur/ with an info suffix such
+ *                                             as ":2,S"), the tmp name
+ *                                             unlinked and new/ fsynced.
+ *
+ * dev and ino are those of the file itself (lowercase hex), so the final
+ * name is unique on the host; ",S=<size>" is Dovecot's size hint (the
+ * exact byte count of the file).  <host> is the host name with "/" and ":"
+ * written as "\057" and "\072" as the Maildir convention asks.
+ *
+ * A message is delivered when maildir_writer_commit() returns 0: the data
+ * and the directory entry are on stable storage.  Every failure returns -1
+ * with errno kept from the failing call (so callers can tell "disk full"
+ * from "permission denied") and a text in err naming the operation and the
+ * path; the tmp file is removed.  Nothing here changes privileges: the
+ * caller runs as the mailbox owner.
+ */
+#ifndef GLOBAL_MAILDIR_H
+#define GLOBAL_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "util/buf.h"
+
+#define MAILDIR_TMP "tmp"
+#define MAILDIR_NEW "new"
+#define MAILDIR_CUR "cur"
+
+/* Append host with '/' -> "\057" and ':' -> "\072" (Maildir rule). */
+void maildir_host_name(struct buf *out, const char *host);
+/* Append "<sec>.P<pid>Q<count>.<host>" (host already made safe). */
+void maildir_tmp_name(struct buf *out, long long sec, long pid,
+                      unsigned long count, const char *host);
+/* Append "<sec>.V<dev>I<ino>M<usec>.<host>,S=<size>" (hex dev and ino). */
+void maildir_unique_name(struct buf *out, long long sec, unsigned long long dev,
+                         unsigned long long ino, long usec, const char *host,
+                         long long size);
+
+/*
+ * Create dir (and missing parents) plus tmp/, new/ and cur/, mode 0700.
+ * Existing directories are fine.  Returns 0 or -1 (errno, err set).
+ */
+int maildir_create(const char *dir, char *err, size_t errlen);
+
+struct maildir_writer;
+
+/*
+ * Open a new file in dir/tmp; creates the Maildir first when it does not
+ * exist.  NULL on error (errno, err set).
+ */
+struct maildir_writer *maildir_writer_open(const char *dir, char *err,
+                                           size_t errlen);
+/* Buffered append.  Returns 0 or -1 (errno set; sticky until commit). */
+int maildir_writer_write(struct maildir_writer *w, const void *data,
+                         size_t len);
+/*
+ * Flush, fsync, link into dir/subdir (MAILDIR_NEW or MAILDIR_CUR) under
+ * the unique name plus info (NULL or e.g. ":2,S"), unlink the tmp name and
+ * fsync the target directory.  The final file name (without directory) is
+ * appended to name when it is not NULL.  Frees w in all cases.  Returns 0
+ * or -1 (errno, err set; nothing is left behind).
+ */
+int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
+                          const char *info, struct buf *name, char *err,
+                          size_t errlen);
+/* Forget the message: unlink the tmp file, free w.  Keeps errno. */
+void maildir_writer_abort(struct maildir_writer *w);
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * qmgr_message - one message in the active queue, from the moment its
+ * file is in active/ until it is removed or moved to deferred/.
+ *
+ * The queue file is read with qfile_read_envelope(), which validates the
+ * whole record structure: a file that fails goes to corrupt/, one that
+ * cannot be read now goes to deferred/ for a later try.  Each recipient
+ * not yet done is routed by its address class (resolve.h):
+ *
+ *   local, virtual_mailbox   the local transport (qmgr_local.c)
+ *   virtual_alias            left without an alias expansion by cleanup:
+ *                            5.1.1 User unknown in virtual alias table
+ *   relay, default           no smtp transport yet: deferred (4.3.0), so
+ *                            the mail stays in the queue, visible
+ *
+ * Outcomes: sent and bounced recipients are marked done in the file
+ * (R -> D) except the last one, whose file is about to be removed anyway;
+ * deferred ones are written to defer/ID and the file moves to deferred/
+ * with its retry time as mtime (backoff.h).  A temporary failure of a
+ * message older than maximal_queue_lifetime is final (status=expired).
+ * Bounce notifications (DSN) to the sender are not sent yet.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qmgr/qmgr.h"
+#include "global/addr.h"
+#include "global/backoff.h"
+#include "global/defer_log.h"
+#include "global/delivery_report.h"
+#include "util/htable.h"
+#include "util/log.h"
+#include "util/mem.h"
+#include "util/str.h"
+
+/* Longest address shown in a log line. */
+#define QMGR_LOG_TEXT_MAX 600
+
+static struct htable *qmgr_messages;
+static struct qmgr_message_list qmgr_all = TAILQ_HEAD_INITIALIZER(qmgr_all);
+static size_t qmgr_nmessages;
+
+size_t qmgr_message_count(void)
+{
+    return qmgr_nmessages;
+}
+
+bool qmgr_message_known(const char *id)
+{
+    return qmgr_messages != NULL && htable_get(qmgr_messages, id) != NULL;
+}
+
+static void qmgr_message_free(struct qmgr_message *m)
+{
+    qmgr_local_forget(m);
+    htable_del(qmgr_messages, m->id);
+    TAILQ_REMOVE(&qmgr_all, m, all_link);
+    qmgr_nmessages--;
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        free(m->rcpts[i].reason);
+    free(m->rcpts);
+    qfile_envelope_free(&m->env);
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m);
+}
+
+void qmgr_message_free_all(void)
+{
+    struct qmgr_message *m;
+
+    while ((m = TAILQ_FIRST(&qmgr_all)) != NULL)
+        qmgr_message_free(m);
+    if (qmgr_messages)
+        htable_free(qmgr_messages, NULL);
+    qmgr_messages = NULL;
+}
+
+/* Every recipient done: the message leaves the queue. */
+static void qmgr_message_remove(struct qmgr_message *m)
+{
+    struct buf path = BUF_INIT;
+    char err[512];
+
+    qmgr_queue_path(&path, MAIL_QUEUE_ACTIVE, m->id);
+    if (unlink(path.data) < 0) {
+        /* The last recipient is not marked done: it would be delivered
+         * again after a restart.  Nothing better to do than say so. */
+        log_warn("%s: cannot remove %s: %s", m->id, path.data, strerror(errno));
+        buf_free(&path);
+        return;
+    }
+    buf_free(&path);
+    if (defer_log_remove(qmgr_params.queue_dir, m->id, err, sizeof(err)) < 0)
+        log_warn("%s: %s", m->id, err);
+    log_info("%s: removed", m->id);
+}
+
+/* Some recipients must be tried again later. */
+static void qmgr_message_defer(struct qmgr_message *m)
+{
+    struct buf reasons = BUF_INIT;
+    time_t now = time(NULL);
+    time_t when = backoff_next_retry(
+        now, m->env.arrival, qmgr_params.min_backoff, qmgr_params.max_backoff);
+    char err[512];
+
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        if (m->rcpts[i].state == QMGR_RCPT_DEFERRED)
+            defer_log_line(&reasons, m->rcpts[i].q->addr, m->rcpts[i].reason);
+    /* The reasons are for the queue listing; the message is safe without
+     * them. */
+    if (defer_log_write(qmgr_params.queue_dir, m->id, &reasons, err,
+                        sizeof(err)) < 0)
+        log_warn("%s: %s", m->id, err);
+    buf_free(&reasons);
+    /* The done marks are what keeps a retry from delivering twice; make
+     * them survive a power cut too before the file changes queues. */
+    if (fdatasync(m->fd) < 0)
+        log_warn("%s: fdatasync queue file: %s", m->id, strerror(errno));
+    qmgr_queue_retry_later(m->id, when);
+}
+
+static void qmgr_message_finish(struct qmgr_message *m)
+{
+    if (m->n_deferred == 0)
+        qmgr_message_remove(m);
+    else
+        qmgr_message_defer(m);
+    qmgr_message_free(m);
+    qmgr_queue_room();
+}
+
+void qmgr_message_outcome(struct qmgr_message *m, size_t i, int status,
+                          const char *dsn, const char *reason,
+                          const char *relay, const double delays[4])
+{
+    struct qmgr_rcpt *r = &m->rcpts[i];
+    struct delivery_report rep;
+    struct buf line = BUF_INIT;
+    double now = qmgr_now();
+    bool expired = false;
+    char err[512];
+
+    if (r->state == QMGR_RCPT_QUEUED)
+        m->n_queued--;
+    else if (r->state != QMGR_RCPT_BUSY)
+        log_panic("%s: outcome for recipient %zu in state %d", m->id, i,
+                  (int)r->state);
+    m->n_open--;
+    if (status == 4 &&
+        backoff_expired((time_t)now, m->env.arrival, qmgr_params.max_lifetime))
+        expired = true;
+
+    memset(&rep, 0, sizeof(rep));
+    rep.rcpt = r->q->addr;
+    rep.orig_rcpt = r->q->orig;
+    rep.relay = relay;
+    rep.delay = now - (double)m->env.arrival;
+    memcpy(rep.delays, delays, sizeof(rep.delays));
+    rep.dsn = dsn;
+    rep.status = status == 2   ? "sent"
+                 : status == 5 ? "bounced"
+                 : expired     ? "expired"
+                               : "deferred";
+    rep.reason = reason;
+    delivery_report_format(&line, &rep);
+    log_info("%s: %s", m->id, line.data);
+    buf_free(&line);
+
+    if (status == 4 && !expired) {
+        r->state = QMGR_RCPT_DEFERRED;
+        free(r->reason);
+        r->reason = xstrdup(reason ? reason : "");
+        m->n_deferred++;
+    } else {
+        r->state = QMGR_RCPT_FINISHED;
+        m->n_left--;
+        /* The last one is not marked: the file is removed right away. */
+        if (m->n_left > 0 &&
+            qfile_mark_done(m->fd, r->q->offset, err, sizeof(err)) < 0)
+            log_warn("%s: cannot mark recipient done: %s; it may be "
+                     "delivered again",
+                     m->id, err);
+    }
+    if (m->n_open == 0)
+        qmgr_message_finish(m);
+}
+
+static void qmgr_message_delays(const struct qmgr_message *m, double delays[4])
+{
+    double now = qmgr_now();
+
+    delays[0] = m->t_active - (double)m->env.arrival;
+    delays[1] = now - m->t_active;
+    delays[2] = 0;
+    delays[3] = 0;
+}
+
+/* Decide where recipient i goes; immediate outcomes are recorded here. */
+static void qmgr_message_route(struct qmgr_message *m, size_t i)
+{
+    const char *addr = m->rcpts[i].q->addr;
+    long at = addr_split(addr);
+    char *domain = xstrdup(at >= 0 ? addr + at + 1 : "");
+    double delays[4];
+    char err[512];
+    char reason[600];
+    int cls;
+
+    str_lower(domain);
+    cls = resolve_class(qmgr_resolver, domain, err, sizeof(err));
+    free(domain);
+    switch (cls) {
+    case ADDR_CLASS_LOCAL:
+    case ADDR_CLASS_VIRTUAL_MAILBOX:
+        qmgr_local_enqueue(m, i);
+        return;
+    case ADDR_CLASS_VIRTUAL_ALIAS:
+        qmgr_message_delays(m, delays);
+        qmgr_message_outcome(m, i, 5, "5.1.1",
+                             "User unknown in virtual alias table", "none",
+                             delays);
+        return;
+    case ADDR_CLASS_RELAY:
+    case ADDR_CLASS_DEFAULT:
+        qmgr_message_delays(m, delays);
+        qmgr_message_outcome(m, i, 4, "4.3.0",
+                             "delivery to remote domains is not available "
+                             "yet (no smtp transport)",
+                             "none", delays);
+        return;
+    default:
+        snprintf(reason, sizeof(reason), "address resolver failure: %s", err);
+        qmgr_message_delays(m, delays);
+        qmgr_message_outcome(m, i, 4, "4.3.0", reason, "none", delays);
+        return;
+    }
+}
+
+void qmgr_message_start(const char *id)
+{
+    struct qmgr_message *m;
+    struct buf path = BUF_INIT;
+    struct qfile_envelope env;
+    char err[512];
+    char sender[QMGR_LOG_TEXT_MAX + 1];
+    bool corrupt = false;
+    int fd;
+
+    qmgr_queue_path(&path, MAIL_QUEUE_ACTIVE, id);
+    fd = open(path.data, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            log_warn("%s: open %s: %s; trying again later", id, path.data,
+                     strerror(errno));
+            qmgr_queue_retry_later(id, time(NULL) + qmgr_params.min_backoff);
+        }
+        buf_free(&path);
+        return;
+    }
+    buf_free(&path);
+    memset(&env, 0, sizeof(env));
+    if (qfile_read_envelope(fd, &env, &corrupt, err, sizeof(err)) < 0) {
+        close(fd);
+        if (corrupt) {
+            qmgr_queue_corrupt(id, err);
+        } else {
+            log_warn("%s: cannot read queue file: %s; trying again later", id,
+                     err);
+            qmgr_queue_retry_later(id, time(NULL) + qmgr_params.min_backoff);
+        }
+        return;
+    }
+
+    m = xcalloc(1, sizeof(*m));
+    str_lcpy(m->id, id, sizeof(m->id));
+    m->fd = fd;
+    m->env = env;
+    m->t_active = qmgr_now();
+    m->rcpts = xcalloc(env.nrcpt ? env.nrcpt : 1, sizeof(*m->rcpts));
+    if (qmgr_messages == NULL)
+        qmgr_messages = htable_new(1024);
+    htable_put(qmgr_messages, m->id, m);
+    TAILQ_INSERT_TAIL(&qmgr_all, m, all_link);
+    qmgr_nmessages++;
+
+    log_printable(sender, sizeof(sender), env.sender, strlen(env.sender));
+    log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", m->id,
+             sender, env.content_size, env.nrcpt);
+
+    for (size_t i = 0; i < env.nrcpt; i++) {
+        m->rcpts[i].q = &m->env.rcpts[i];
+        if (m->env.rcpts[i].done) {
+            m->rcpts[i].state = QMGR_RCPT_DONE;
+        } else {
+            m->rcpts[i].state = QMGR_RCPT_QUEUED;
+            m->n_queued++;
+            m->n_open++;
+            m->n_left++;
+        }
+    }
+    /* Hold the message open while routing: an immediate outcome for the
+     * last recipient must not free it under this loop. */
+    m->n_open++;
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        if (m->rcpts[i].state == QMGR_RCPT_QUEUED)
+            qmgr_message_route(m, i);
+    if (--m->n_open == 0)
+        qmgr_message_finish(m);
+}
