@@ -129,6 +129,7 @@ class System:
 
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="bench-%s-" % self.name)
+        os.chmod(self.dir, 0o755)  # unprivileged workers must traverse it
         self.port = free_port()
         self.cpu = CpuMeter(self.name)
         self.maildir = os.path.join(self.dir, "mail", "example.test", "user")
@@ -333,8 +334,7 @@ def fsync_ceiling(directory, seconds=2.0, threads=1):
     stop = time.time() + seconds
 
     def worker(k):
-        d = os.path.join(directory, "t%d" % k)
-        os.makedirs(d, exist_ok=True)
+        d = tempfile.mkdtemp(prefix="t%d-" % k, dir=directory)
         dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
         i = 0
         while time.time() < stop:

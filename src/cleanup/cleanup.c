@@ -155,6 +155,7 @@ static void cleanup_pre_init(void)
     cl.resolver = resolver_open(cfg, err, sizeof(err));
     if (cl.resolver == NULL)
         log_fatal("%s", err);
+    qfile_set_groupsync(mail_queue_groupsync());
     cl.ops.is_local = ops_is_local;
     cl.ops.virtual_alias = ops_virtual_alias;
     cl.ops.alias = ops_alias;
@@ -378,8 +379,8 @@ static void msg_end(struct cleanup_msg *m)
         return;
     }
     m->w = NULL;
-    log_info("%s: from=<%s>, size=%lld, nrcpt=%zu (queue active)", m->id,
-             m->env.sender, m->queued_bytes, m->rcpts.n);
+    /* "from=<...>, size=N, nrcpt=N (queue active)" is qmgr's line, as in
+     * Postfix: it is logged when the message enters the active queue. */
 }
 
 static void msg_free(struct cleanup_msg *m)

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "global/config.h"
+#include "util/groupsync.h"
 #include "util/log.h"
 
 static void mail_socket_path(char *dst, size_t size, const char *queue_dir,
@@ -45,6 +46,23 @@ char *mail_private_socket(char *dst, size_t size, const char *name)
     /* Neither: the caller's connect fails naming the usual place. */
     mail_socket_path(dst, size, queue_dir, MAIL_QUEUE_PRIVATE, name);
     return dst;
+}
+
+struct groupsync *mail_queue_groupsync(void)
+{
+    struct config *cfg = config_global();
+    const char *queue_dir = config_str(cfg, "queue_directory");
+    struct groupsync *g;
+    char path[4096], err[512];
+
+    if (!config_bool(cfg, "queue_group_commit"))
+        return NULL;
+    mail_socket_path(path, sizeof(path), queue_dir, MAIL_QUEUE_PRIVATE,
+                     "groupsync");
+    g = groupsync_open(path, queue_dir, err, sizeof(err));
+    if (g == NULL)
+        log_warn("group commit disabled: %s", err);
+    return g;
 }
 
 int mail_queue_id_ok(const char *s)

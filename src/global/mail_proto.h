@@ -52,11 +52,43 @@
  *        offset=<n> status=2|4|5 dsn=X.Y.Z reason=<text>
  * status 2 = delivered (Maildir file fsynced and linked into new/),
  * 4 = try again later, 5 = permanent failure.
+ *
+ * ---- qmgr -> smtp / lmtp  (unix socket private/<service>) ----
+ * The qmgr -> local protocol, with these request attributes added before
+ * the first rcpt:
+ *        nexthop=<next hop>      required.  smtp: example.org (MX lookup,
+ *                                A/AAAA without MX), example.org:2525,
+ *                                [mx.example.org] or [192.0.2.1]:2525 (no
+ *                                MX lookup), [ipv6:2001:db8::1]; lmtp: a
+ *                                host (never MX), [host]:port, unix:/path
+ *                                or unix:private/name (relative to
+ *                                queue_directory).  "inet:" prefix ignored.
+ *                                Default port 25 for smtp, 24 for lmtp.
+ *        transport=smtp|lmtp     optional; default lmtp when the agent's
+ *                                service is named "lmtp", else smtp
+ *        active_time=<unix time> optional, may have a fraction: when qmgr
+ *                                moved the message into active/ (delays=)
+ * ENVID, RET, SMTPUTF8, BODY and each recipient's NOTIFY and ORCPT come
+ * from the queue file, not from the request.  The reply adds:
+ *        site_trouble=0|1        before the first group: 1 = recipients
+ *                                were deferred and no server of the next
+ *                                hop got past greeting and EHLO (or DNS
+ *                                failed): negative concurrency feedback
+ *        relay=host[ip]:port     per group: the server whose answer this
+ *                                is, or "none" (DNS or connect failure)
+ *        logged=1                per group: the agent has logged the
+ *                                "to=<..>, relay=.., status=.." line itself
+ *                                (as Postfix's smtp does); qmgr must not
+ *                                log it again
+ * status 2 = the next hop took responsibility (2xx to the end of data, or
+ * LMTP's 2xx for that recipient).
  */
 #ifndef GLOBAL_MAIL_PROTO_H
 #define GLOBAL_MAIL_PROTO_H
 
 #include <stddef.h>
+
+struct groupsync;
 
 #define MAIL_QUEUE_INCOMING "incoming"
 #define MAIL_QUEUE_ACTIVE "active"
@@ -85,6 +117,13 @@
  * that socket exists (a master.cf entry with private=n); returns dst.
  */
 char *mail_private_socket(char *dst, size_t size, const char *name);
+/*
+ * The group-commit state shared by cleanup and local
+ * ($queue_directory/private/groupsync, util/groupsync.h), or NULL when
+ * queue_group_commit is off or it cannot be opened (logged; callers then
+ * fsync each file).
+ */
+struct groupsync *mail_queue_groupsync(void);
 /* true if s is a syntactically valid queue ID (no '/' or '.'). */
 int mail_queue_id_ok(const char *s);
 

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "util/fsutil.h"
+#include "util/groupsync.h"
 #include "util/mem.h"
 
 /* Bytes collected before a write(2); content arrives in chunks anyway. */
@@ -295,6 +297,13 @@ static int maildir_link(const char *from, const char *to)
     return -1;
 }
 
+static struct groupsync *maildir_gsync;
+
+void maildir_set_groupsync(struct groupsync *g)
+{
+    maildir_gsync = g;
+}
+
 int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
                           const char *info, struct buf *name, char *err,
                           size_t errlen)
@@ -305,17 +314,20 @@ int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
     struct timeval tv;
     struct stat st;
     int fd = w->fd;
+    bool group;
 
     if (maildir_flush(w) < 0) {
         maildir_err(err, errlen, "write", w->tmp_path.data);
         goto fail;
     }
-    if (fsync(fd) < 0) {
-        maildir_err(err, errlen, "fsync", w->tmp_path.data);
-        goto fail;
-    }
     if (fstat(fd, &st) < 0) {
         maildir_err(err, errlen, "fstat", w->tmp_path.data);
+        goto fail;
+    }
+    /* One shared syncfs() after the link covers data and name alike. */
+    group = maildir_gsync != NULL && st.st_dev == groupsync_dev(maildir_gsync);
+    if (!group && fsync(fd) < 0) {
+        maildir_err(err, errlen, "fsync", w->tmp_path.data);
         goto fail;
     }
     w->fd = -1;
@@ -343,7 +355,8 @@ int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
     }
     /* A leftover tmp file is harmless (readers ignore tmp/). */
     (void)unlink(w->tmp_path.data);
-    if (fsync_dir(target_dir.data) < 0) {
+    if ((group ? groupsync_sync(maildir_gsync) : fsync_dir(target_dir.data)) <
+        0) {
         /* Not durable: take it back so that the retry does not make a
          * duplicate. */
         maildir_err(err, errlen, "fsync", target_dir.data);

@@ -62,6 +62,13 @@ struct maildir_writer *maildir_writer_open(const char *dir, char *err,
 int maildir_writer_write(struct maildir_writer *w, const void *data,
                          size_t len);
 /*
+ * Use group commit (util/groupsync.h) instead of fsync of the file and of
+ * the target directory, for files on that file system.  NULL: off.
+ */
+struct groupsync;
+void maildir_set_groupsync(struct groupsync *g);
+
+/*
  * Flush, fsync, link into dir/subdir (MAILDIR_NEW or MAILDIR_CUR) under
  * the unique name plus info (NULL or e.g. ":2,S"), unlink the tmp name and
  * fsync the target directory.  The final file name (without directory) is

@@ -218,6 +218,9 @@ const struct param_def param_table[] = {
      "Largest number of messages in the active queue.", .min = 1},
     {"queue_directory", PARAM_STR, "/var/spool/posthorn", 0,
      "The mail queue; also holds the private/ and public/ sockets."},
+    {"queue_group_commit", PARAM_BOOL, "yes", 0,
+     "Make queue files and Maildir deliveries durable with one shared "
+     "syncfs() per group of concurrent writers instead of per-file fsync()."},
     {"queue_minfree", PARAM_SIZE, "0", 0,
      "Free bytes the queue file system must keep; mail is refused below (0 = "
      "only message_size_limit's margin)."},
@@ -329,6 +332,9 @@ const struct param_def param_table[] = {
      "addresses)."},
     {"virtual_alias_recursion_limit", PARAM_INT, "1000", 0,
      "Deepest nesting of virtual alias expansion.", .min = 1},
+    {"virtual_destination_concurrency_limit", PARAM_INT,
+     "$default_destination_concurrency_limit", 0,
+     "Deliveries in flight at once into one virtual mailbox domain.", .min = 1},
     {"virtual_gid_maps", PARAM_LIST, "", 0,
      "Group id that owns virtual mailboxes (e.g. static:5000)."},
     {"virtual_mailbox_base", PARAM_STR, "", 0,

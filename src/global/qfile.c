@@ -20,6 +20,8 @@
  */
 #include "global/qfile.h"
 
+#include <stdbool.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -34,6 +36,7 @@
 
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/groupsync.h"
 #include "util/mem.h"
 
 #define QFILE_FLUSH (64 * 1024)
@@ -548,17 +551,41 @@ static int qfile_fsync_incoming(struct qfile_writer *w)
     return rc;
 }
 
+static struct groupsync *qfile_gsync;
+
+void qfile_set_groupsync(struct groupsync *g)
+{
+    qfile_gsync = g;
+}
+
+/* Group commit applies when the shared syncfs() covers the queue. */
+static bool qfile_use_groupsync(const struct qfile_writer *w)
+{
+    struct stat st;
+
+    return qfile_gsync != NULL && fstat(w->fd, &st) == 0 &&
+           st.st_dev == groupsync_dev(qfile_gsync);
+}
+
 int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
                         char *err, size_t errlen)
 {
     char dst[MAIL_QUEUE_ID_MAX + sizeof(MAIL_QUEUE_INCOMING) + 1];
     int tries;
+    bool group = qfile_use_groupsync(w);
 
     qfile_put(w, QREC_END, "", 0);
     if (!w->error[0] && w->state != QS_END)
         qfile_fail(w, "queue file incomplete");
     qfile_flush(w);
-    if (!w->error[0] && fsync(w->fd) < 0)
+    /*
+     * With group commit, one syncfs() after the rename makes both the
+     * content and the directory entry durable.  qmgr may see the file
+     * before that; delivering mail that is not yet acknowledged is
+     * harmless (if the sync fails the client retries: a duplicate, the
+     * safe direction).
+     */
+    if (!w->error[0] && !group && fsync(w->fd) < 0)
         qfile_fail(w, "fsync %s/%s: %s", w->queue_dir, w->tmp_name,
                    strerror(errno));
     for (tries = 0; !w->error[0]; tries++) {
@@ -586,7 +613,7 @@ int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
      * not survive a crash either, the client's retry makes a duplicate,
      * which is the safe direction.
      */
-    if (qfile_fsync_incoming(w) < 0) {
+    if ((group ? groupsync_sync(qfile_gsync) : qfile_fsync_incoming(w)) < 0) {
         snprintf(err, errlen, "fsync %s/%s: %s", w->queue_dir,
                  MAIL_QUEUE_INCOMING, strerror(errno));
         if (unlinkat(w->qdir_fd, dst, 0) < 0)

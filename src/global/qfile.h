@@ -97,6 +97,12 @@ void qfile_put_rcpt(struct qfile_writer *w, const char *addr,
  */
 int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
                         char *err, size_t errlen);
+/*
+ * Use group commit (util/groupsync.h) for commits on that file system
+ * instead of fsync of the file and of incoming/.  NULL turns it off.
+ */
+struct groupsync;
+void qfile_set_groupsync(struct groupsync *g);
 /* Forget the message: unlink the tmp file, free w. */
 void qfile_writer_abort(struct qfile_writer *w);
 

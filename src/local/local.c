@@ -25,6 +25,8 @@
 
 #include "local/local.h"
 #include "global/config.h"
+#include "global/maildir.h"
+#include "global/mail_proto.h"
 #include "global/server.h"
 #include "util/attr.h"
 #include "util/buf.h"
@@ -206,6 +208,7 @@ static void local_pre_init(void)
     local_resolver = resolver_open(cfg, err, sizeof(err));
     if (local_resolver == NULL)
         log_fatal("%s", err);
+    maildir_set_groupsync(mail_queue_groupsync());
 }
 
 int main(int argc, char **argv)

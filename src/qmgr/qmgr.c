@@ -131,6 +131,10 @@ static void qmgr_read_params(void)
         qmgr_params.active_limit = 1;
     if (qmgr_params.local_total_limit < 1)
         qmgr_params.local_total_limit = 1;
+    qmgr_params.virtual_domain_limit =
+        config_int(cfg, "virtual_destination_concurrency_limit");
+    if (qmgr_params.virtual_domain_limit < 1)
+        qmgr_params.virtual_domain_limit = 1;
     if (qmgr_params.local_rcpt_limit < 1)
         qmgr_params.local_rcpt_limit = 1;
     qmgr_cap_local_connections(cfg);

@@ -39,6 +39,7 @@ struct qmgr_params {
     long long active_limit;      /* qmgr_message_active_limit */
     long long local_total_limit; /* default_destination_concurrency_limit */
     long long local_rcpt_limit;  /* local_destination_concurrency_limit */
+    long long virtual_domain_limit; /* virtual_destination_concurrency_limit */
 };
 
 extern struct qmgr_params qmgr_params;
@@ -95,6 +96,7 @@ enum qmgr_rcpt_state {
 struct qmgr_rcpt {
     struct qfile_rcpt *q; /* into msg->env */
     enum qmgr_rcpt_state state;
+    bool virtual_mailbox; /* limited per domain, not per recipient */
     char *reason; /* deferral reason (state DEFERRED) */
 };
 

@@ -7,8 +7,12 @@
  * Limits:
  *   default_destination_concurrency_limit  connections in total
  *   local_destination_concurrency_limit    requests in flight that
- *                                          contain the same recipient
- *                                          (Postfix's per-user limit)
+ *                                          contain the same local
+ *                                          (mydestination) recipient
+ *                                          (Postfix's local: per user)
+ *   virtual_destination_concurrency_limit  requests in flight for the
+ *                                          same virtual mailbox domain
+ *                                          (Postfix's virtual: per domain)
  * Batching: all queued recipients of one message that have room under
  * the per-recipient limit travel in one request (Postfix's local sends
  * one recipient per delivery; the content is read once per request here,
@@ -135,9 +139,26 @@ static size_t inflight_get(const char *key)
     return (size_t)(uintptr_t)htable_get(local_inflight, key);
 }
 
-static void inflight_add(const char *addr, int delta)
+/* The concurrency key: the user for local, the domain for virtual. */
+static char *rcpt_key(const struct qmgr_rcpt *r)
 {
-    char *key = addr_fold(addr);
+    char *key = addr_fold(r->q->addr);
+    long at;
+
+    if (r->virtual_mailbox && (at = addr_split(key)) >= 0)
+        memmove(key, key + at, strlen(key + at) + 1); /* "@domain" */
+    return key;
+}
+
+static long long rcpt_limit(const struct qmgr_rcpt *r)
+{
+    return r->virtual_mailbox ? qmgr_params.virtual_domain_limit
+                              : qmgr_params.local_rcpt_limit;
+}
+
+static void inflight_add(const struct qmgr_rcpt *r, int delta)
+{
+    char *key = rcpt_key(r);
     size_t n = inflight_get(key);
 
     if (delta > 0)
@@ -154,7 +175,7 @@ static void inflight_add(const char *addr, int delta)
 static void job_release(struct local_job *job)
 {
     for (size_t k = 0; k < job->n; k++)
-        inflight_add(job->msg->rcpts[job->idx[k]].q->addr, -1);
+        inflight_add(&job->msg->rcpts[job->idx[k]], -1);
 }
 
 static void job_free(struct local_job *job)
@@ -176,10 +197,10 @@ static struct local_job *job_build(struct qmgr_message *m)
 
         if (r->state != QMGR_RCPT_QUEUED)
             continue;
-        key = addr_fold(r->q->addr);
+        key = rcpt_key(r);
         busy = inflight_get(key);
         free(key);
-        if ((long long)busy >= qmgr_params.local_rcpt_limit)
+        if ((long long)busy >= rcpt_limit(r))
             continue;
         if (job &&
             (job->n >= QMGR_LOCAL_BATCH_MAX || bytes >= QMGR_LOCAL_BATCH_BYTES))
@@ -192,7 +213,7 @@ static struct local_job *job_build(struct qmgr_message *m)
         }
         job->idx[job->n++] = i;
         bytes += strlen(r->q->addr) + strlen(r->q->orig) + 64;
-        inflight_add(r->q->addr, +1);
+        inflight_add(r, +1);
         r->state = QMGR_RCPT_BUSY;
         m->n_queued--;
     }

@@ -219,6 +219,7 @@ static void qmgr_message_route(struct qmgr_message *m, size_t i)
     switch (cls) {
     case ADDR_CLASS_LOCAL:
     case ADDR_CLASS_VIRTUAL_MAILBOX:
+        m->rcpts[i].virtual_mailbox = cls == ADDR_CLASS_VIRTUAL_MAILBOX;
         qmgr_local_enqueue(m, i);
         return;
     case ADDR_CLASS_VIRTUAL_ALIAS:

@@ -107,8 +107,8 @@ static struct smtpd_restrictions *param_restrictions(struct config *cfg,
 static void refuse_pending_lists(struct config *cfg)
 {
     static const char *const pending[] = {
-        "smtpd_client_restrictions", "smtpd_helo_restrictions",
-        "smtpd_sender_restrictions", "smtpd_data_restrictions",
+        "smtpd_client_restrictions",      "smtpd_helo_restrictions",
+        "smtpd_sender_restrictions",      "smtpd_data_restrictions",
         "smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
         "smtpd_restriction_classes",
     };
@@ -140,7 +140,7 @@ static void smtpd_config_load(void)
     c->recipient_limit = param_llong(cfg, "smtpd_recipient_limit");
     c->line_length_limit = param_llong(cfg, "line_length_limit");
     if (c->line_length_limit < 512)
-        c->line_length_limit = 512;  /* RFC 5321 4.5.3.1.4 minimum */
+        c->line_length_limit = 512; /* RFC 5321 4.5.3.1.4 minimum */
     c->timeout_ms = (int)(param_seconds(cfg, "smtpd_timeout") * 1000);
     c->soft_error_limit = param_llong(cfg, "smtpd_soft_error_limit");
     c->hard_error_limit = param_llong(cfg, "smtpd_hard_error_limit");
@@ -161,8 +161,7 @@ static void smtpd_config_load(void)
                                ? param_code(cfg, "relay_domains_reject_code")
                                : 554;
     c->strict_rfc821_envelopes = param_bool(cfg, "strict_rfc821_envelopes");
-    c->reject_unlisted_sender =
-        param_bool(cfg, "smtpd_reject_unlisted_sender");
+    c->reject_unlisted_sender = param_bool(cfg, "smtpd_reject_unlisted_sender");
     c->delay_reject = param_bool(cfg, "smtpd_delay_reject");
     c->helo_required = param_bool(cfg, "smtpd_helo_required");
 
@@ -178,10 +177,11 @@ static void smtpd_config_load(void)
         c->bare_newline = SMTPD_BARE_LF_REJECT;
     else
         log_fatal("smtpd_forbid_bare_newline: bad value '%s' "
-                  "(use normalize, yes or no)", v);
+                  "(use normalize, yes or no)",
+                  v);
 
-    c->mynetworks = cidr_list_parse(param_str(cfg, "mynetworks"), err,
-                                    sizeof(err));
+    c->mynetworks =
+        cidr_list_parse(param_str(cfg, "mynetworks"), err, sizeof(err));
     if (c->mynetworks == NULL)
         log_fatal("mynetworks: %s", err);
 
@@ -287,8 +287,7 @@ const char *smtpd_protocol(const struct smtpd_session *s)
     return s->esmtp ? "ESMTP" : "SMTP";
 }
 
-void smtpd_param_opts(const struct smtpd_session *s,
-                      struct smtpd_param_opts *o)
+void smtpd_param_opts(const struct smtpd_session *s, struct smtpd_param_opts *o)
 {
     unsigned d = s->cfg->ehlo_discard;
 
@@ -338,8 +337,8 @@ static void session_command(struct smtpd_session *s, bool crlf)
     size_t idx;
 
     if (!crlf && s->cfg->bare_newline == SMTPD_BARE_LF_REJECT) {
-        log_info("disconnect: bare <LF> received from %s after %s",
-                 s->namaddr, s->where);
+        log_info("disconnect: bare <LF> received from %s after %s", s->namaddr,
+                 s->where);
         smtpd_reply(s, "521 5.5.2 %s Error: bare <LF> received",
                     s->cfg->myhostname);
         s->hangup = true;
@@ -356,8 +355,8 @@ static void session_command(struct smtpd_session *s, bool crlf)
         s->counts[smtpd_cmd_count].total++;
         if (smtpd_is_foreign_verb(verb)) {
             log_warn("non-SMTP command from %s: %s", s->namaddr,
-                     log_printable(printable, sizeof(printable),
-                                   s->line.data, s->line.len));
+                     log_printable(printable, sizeof(printable), s->line.data,
+                                   s->line.len));
             smtpd_reply(s, "221 2.7.0 Error: I can break rules, too. "
                            "Goodbye.");
             s->hangup = true;
@@ -386,8 +385,7 @@ static void session_loop(struct smtpd_session *s)
 
     while (!s->hangup) {
         if (s->error_count >= s->cfg->hard_error_limit) {
-            log_info("too many errors after %s from %s", s->where,
-                     s->namaddr);
+            log_info("too many errors after %s from %s", s->where, s->namaddr);
             smtpd_reply(s, "421 4.7.0 %s Error: too many errors",
                         s->cfg->myhostname);
             break;
@@ -398,8 +396,8 @@ static void session_loop(struct smtpd_session *s)
         if (st == STREAM_TOOLONG) {
             log_warn("%s: request longer than %lld: %s...", s->namaddr,
                      s->cfg->line_length_limit,
-                     log_printable(printable, sizeof(printable),
-                                   s->line.data, s->line.len));
+                     log_printable(printable, sizeof(printable), s->line.data,
+                                   s->line.len));
             smtpd_reply(s, "500 5.5.2 Error: line too long");
             s->counts[smtpd_cmd_count].total++;
             s->error_count++;
@@ -422,8 +420,8 @@ static void smtpd_serve(int fd)
     s->cfg = &smtpd_cfg;
     s->name = "unknown";
     s->where = "CONNECT";
-    if (sock_peer_name(fd, s->addr, sizeof(s->addr), s->port,
-                       sizeof(s->port)) < 0 ||
+    if (sock_peer_name(fd, s->addr, sizeof(s->addr), s->port, sizeof(s->port)) <
+            0 ||
         strcmp(s->addr, "local") == 0) {
         /* Not a network peer (-s on a pipe or socketpair): Postfix's choice. */
         s->name = "localhost";
@@ -446,7 +444,7 @@ static void smtpd_serve(int fd)
 
     smtpd_xact_reset(s);
     smtpd_cleanup_close(&s->cleanup);
-    (void)stream_release_fd(s->client);  /* the skeleton closes fd */
+    (void)stream_release_fd(s->client); /* the skeleton closes fd */
     stream_close(s->client);
     free(s->helo);
     free(s->counts);

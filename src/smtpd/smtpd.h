@@ -27,9 +27,9 @@
 #include "util/buf.h"
 #include "util/stream.h"
 
-struct smtpd_restrictions;   /* smtpd_check.c */
-struct smtpd_cleanup;        /* smtpd_cleanup.c */
-struct cidr_list;            /* global/cidr.h */
+struct smtpd_restrictions; /* smtpd_check.c */
+struct smtpd_cleanup;      /* smtpd_cleanup.c */
+struct cidr_list;          /* global/cidr.h */
 
 /* EHLO keywords (smtpd_discard_ehlo_keywords masks). */
 #define SMTPD_EHLO_PIPELINING (1u << 0)
@@ -43,8 +43,8 @@ struct cidr_list;            /* global/cidr.h */
 #define SMTPD_EHLO_DSN (1u << 8)
 #define SMTPD_EHLO_SMTPUTF8 (1u << 9)
 #define SMTPD_EHLO_CHUNKING (1u << 10)
-#define SMTPD_EHLO_OTHER (1u << 11)   /* XCLIENT, XFORWARD, VERP ... */
-#define SMTPD_EHLO_SILENT (1u << 12)  /* "silent-discard" */
+#define SMTPD_EHLO_OTHER (1u << 11)  /* XCLIENT, XFORWARD, VERP ... */
+#define SMTPD_EHLO_SILENT (1u << 12) /* "silent-discard" */
 
 enum smtpd_bare_newline { SMTPD_BARE_LF_ALLOW, SMTPD_BARE_LF_REJECT };
 
@@ -53,38 +53,38 @@ struct smtpd_config {
     const char *myhostname;
     const char *myorigin;
     const char *banner;
-    long long message_size_limit;      /* 0 = unlimited */
+    long long message_size_limit; /* 0 = unlimited */
     long long recipient_limit;
     long long line_length_limit;
     int timeout_ms;
     long long soft_error_limit;
     long long hard_error_limit;
-    long long error_sleep_time;        /* seconds */
+    long long error_sleep_time; /* seconds */
     long long junk_command_limit;
     bool disable_vrfy;
     bool smtputf8_enable;
-    unsigned ehlo_discard;             /* SMTPD_EHLO_* */
+    unsigned ehlo_discard; /* SMTPD_EHLO_* */
     enum smtpd_bare_newline bare_newline;
     struct cidr_list *mynetworks;
     struct resolver *resolver;
     struct smtpd_restrictions *relay_restrictions;
     struct smtpd_restrictions *recipient_restrictions;
     bool reject_unlisted_recipient;
-    bool strict_rfc821_envelopes;      /* MAIL/RCPT paths need <> */
+    bool strict_rfc821_envelopes; /* MAIL/RCPT paths need <> */
     bool reject_unlisted_sender;
-    bool delay_reject;                 /* sender checks wait for RCPT */
+    bool delay_reject; /* sender checks wait for RCPT */
     bool helo_required;
-    int unknown_local_code;            /* 550 */
-    int unknown_virtual_alias_code;    /* 550 */
-    int unknown_virtual_mailbox_code;  /* 550 */
-    int relay_reject_code;             /* 554 (relay_domains_reject_code) */
+    int unknown_local_code;           /* 550 */
+    int unknown_virtual_alias_code;   /* 550 */
+    int unknown_virtual_mailbox_code; /* 550 */
+    int relay_reject_code;            /* 554 (relay_domains_reject_code) */
     char cleanup_path[4096];
 };
 
 struct smtpd_rcpt {
-    char *addr;       /* internal form as accepted */
-    char *notify;     /* "SUCCESS,FAILURE" or NULL */
-    char *orcpt;      /* "rfc822;addr" or NULL */
+    char *addr;   /* internal form as accepted */
+    char *notify; /* "SUCCESS,FAILURE" or NULL */
+    char *orcpt;  /* "rfc822;addr" or NULL */
 };
 
 /* One mail transaction: MAIL .. end of DATA/BDAT, RSET, or HELO. */
@@ -97,13 +97,13 @@ struct smtpd_xact {
     struct smtpd_rcpt *rcpt;
     size_t nrcpt, rcpt_cap;
     /* BDAT */
-    bool bdat;                   /* a BDAT chunk was seen */
-    bool bdat_failed;            /* an earlier chunk failed: discard the rest */
-    bool cleanup_open;           /* envelope sent to cleanup */
-    bool cleanup_failed;         /* write/connect error: discard content */
+    bool bdat;           /* a BDAT chunk was seen */
+    bool bdat_failed;    /* an earlier chunk failed: discard the rest */
+    bool cleanup_open;   /* envelope sent to cleanup */
+    bool cleanup_failed; /* write/connect error: discard content */
     bool too_big;
-    long long size;              /* content bytes queued so far */
-    long long received;          /* raw bytes received (BDAT reply) */
+    long long size;     /* content bytes queued so far */
+    long long received; /* raw bytes received (BDAT reply) */
     struct smtpd_bdat_state bdat_state;
     time_t arrival;
 };
@@ -118,19 +118,19 @@ struct smtpd_session {
     struct stream *client;
     char addr[64];
     char port[16];
-    const char *name;            /* "unknown": no DNS lookups yet */
-    char namaddr[128];           /* "unknown[127.0.0.1]" */
-    char *helo;                  /* neutered, NULL until HELO/EHLO */
+    const char *name;  /* "unknown": no DNS lookups yet */
+    char namaddr[128]; /* "unknown[127.0.0.1]" */
+    char *helo;        /* neutered, NULL until HELO/EHLO */
     bool esmtp;
-    bool hangup;                 /* end the session after this reply */
-    const char *where;           /* last command, for "lost connection after" */
+    bool hangup;       /* end the session after this reply */
+    const char *where; /* last command, for "lost connection after" */
     long long error_count;
     long long junk_count;
-    struct smtpd_cmd_count *counts;  /* one per command table row + unknown */
+    struct smtpd_cmd_count *counts; /* one per command table row + unknown */
     struct smtpd_xact xact;
     struct smtpd_cleanup *cleanup;
-    struct buf line;             /* current command line */
-    struct buf reply;            /* scratch for reply text */
+    struct buf line;  /* current command line */
+    struct buf reply; /* scratch for reply text */
     struct buf scratch;
 };
 
@@ -166,7 +166,7 @@ void smtpd_param_opts(const struct smtpd_session *s,
 /* A handler returns 0 on success, -1 when the command failed (an error). */
 typedef int (*smtpd_cmd_fn)(struct smtpd_session *s, const char *args);
 
-#define SMTPD_CMD_JUNK 1u   /* counts toward smtpd_junk_command_limit */
+#define SMTPD_CMD_JUNK 1u /* counts toward smtpd_junk_command_limit */
 
 struct smtpd_cmd {
     const char *name;
@@ -175,7 +175,7 @@ struct smtpd_cmd {
 };
 
 extern const struct smtpd_cmd smtpd_cmd_table[];
-extern const size_t smtpd_cmd_count;  /* rows; counts[] has one more */
+extern const size_t smtpd_cmd_count; /* rows; counts[] has one more */
 const struct smtpd_cmd *smtpd_cmd_find(const char *verb, size_t *index);
 
 /* ---- command handlers ---- */

@@ -32,9 +32,9 @@ struct check_ctx {
     const struct smtpd_config *cfg;
     const struct smtpd_check_client *client;
     const struct mailaddr *rcpt;
-    int class;            /* enum addr_class, or -1 before lookup */
-    bool unlisted_done;   /* reject_unlisted_recipient already ran */
-    int code;             /* reply code of a rejection */
+    int class;          /* enum addr_class, or -1 before lookup */
+    bool unlisted_done; /* reject_unlisted_recipient already ran */
+    int code;           /* reply code of a rejection */
 };
 
 typedef enum check_status (*check_fn)(struct check_ctx *c, struct buf *reply);
@@ -42,7 +42,7 @@ typedef enum check_status (*check_fn)(struct check_ctx *c, struct buf *reply);
 struct restriction_def {
     const char *name;
     check_fn fn;
-    bool guards_relay;    /* counts as the mandatory relay guard */
+    bool guards_relay; /* counts as the mandatory relay guard */
 };
 
 struct smtpd_restrictions {
@@ -79,8 +79,8 @@ static int rcpt_class(struct check_ctx *c, struct buf *reply)
         c->class = ADDR_CLASS_DEFAULT;
         return c->class;
     }
-    c->class = resolve_class(c->cfg->resolver, c->rcpt->domain, err,
-                             sizeof(err));
+    c->class =
+        resolve_class(c->cfg->resolver, c->rcpt->domain, err, sizeof(err));
     if (c->class < 0) {
         log_warn("domain lookup for %s failed: %s", c->rcpt->domain, err);
         reject(c, reply, 451, "4.3.0", "Temporary lookup failure");
@@ -127,8 +127,7 @@ static int destination_ok(struct check_ctx *c, struct buf *reply)
     if (class == ADDR_CLASS_DEFAULT)
         return 0;
     /* "user@elsewhere"@relay.example or user%elsewhere@relay.example */
-    if (class == ADDR_CLASS_RELAY &&
-        strpbrk(c->rcpt->local, "@!%") != NULL)
+    if (class == ADDR_CLASS_RELAY && strpbrk(c->rcpt->local, "@!%") != NULL)
         return 0;
     return 1;
 }
@@ -194,7 +193,7 @@ static enum check_status unlisted(struct check_ctx *c, struct buf *reply,
         code = cfg->unknown_virtual_mailbox_code;
         break;
     default:
-        return CHECK_DUNNO;  /* relay_recipient_maps: not yet */
+        return CHECK_DUNNO; /* relay_recipient_maps: not yet */
     }
     local = addr_local_unquote(c->rcpt->local);
     addr = xasprintf("%s@%s", local, c->rcpt->domain);
@@ -231,43 +230,82 @@ static const struct restriction_def restriction_table[] = {
     {"reject_unauth_destination", check_reject_unauth, true},
     {"defer_unauth_destination", check_defer_unauth, true},
     {"reject_unlisted_recipient", check_unlisted, false},
-    {"check_recipient_maps", check_unlisted, false},  /* Postfix's old name */
+    {"check_recipient_maps", check_unlisted, false}, /* Postfix's old name */
 };
 
 /* Postfix restrictions that posthorn does not implement yet. */
 static const char *const postfix_pending[] = {
-    "defer", "defer_if_permit", "defer_if_reject", "warn_if_reject", "sleep",
-    "check_client_access", "check_reverse_client_hostname_access",
-    "check_helo_access", "check_sender_access", "check_recipient_access",
-    "check_ccert_access", "check_sasl_access", "check_policy_service",
-    "check_client_mx_access", "check_client_ns_access",
-    "check_client_a_access", "check_reverse_client_hostname_mx_access",
+    "defer",
+    "defer_if_permit",
+    "defer_if_reject",
+    "warn_if_reject",
+    "sleep",
+    "check_client_access",
+    "check_reverse_client_hostname_access",
+    "check_helo_access",
+    "check_sender_access",
+    "check_recipient_access",
+    "check_ccert_access",
+    "check_sasl_access",
+    "check_policy_service",
+    "check_client_mx_access",
+    "check_client_ns_access",
+    "check_client_a_access",
+    "check_reverse_client_hostname_mx_access",
     "check_reverse_client_hostname_ns_access",
-    "check_reverse_client_hostname_a_access", "check_helo_mx_access",
-    "check_helo_ns_access", "check_helo_a_access", "check_sender_mx_access",
-    "check_sender_ns_access", "check_sender_a_access",
-    "check_recipient_mx_access", "check_recipient_ns_access",
-    "check_recipient_a_access", "check_address_map", "check_relay_domains",
-    "permit_tls_clientcerts", "permit_tls_all_clientcerts",
-    "permit_auth_destination", "permit_mx_backup", "permit_inet_interfaces",
-    "permit_naked_ip_address", "permit_dnswl_client", "permit_rhswl_client",
-    "reject_unknown_client_hostname", "reject_unknown_client",
-    "reject_unknown_reverse_client_hostname", "reject_rbl_client",
-    "reject_rhsbl_client", "reject_rhsbl_reverse_client",
-    "reject_rhsbl_helo", "reject_rhsbl_sender", "reject_rhsbl_recipient",
-    "reject_maps_rbl", "reject_rbl", "reject_unauth_pipelining",
-    "reject_plaintext_session", "reject_invalid_helo_hostname",
-    "reject_invalid_hostname", "reject_non_fqdn_helo_hostname",
-    "reject_non_fqdn_hostname", "reject_unknown_helo_hostname",
-    "reject_unknown_hostname", "reject_non_fqdn_sender",
-    "reject_non_fqdn_recipient", "reject_unknown_sender_domain",
-    "reject_unknown_recipient_domain", "reject_unknown_address",
-    "reject_unlisted_sender", "reject_unverified_sender",
-    "reject_unverified_recipient", "reject_sender_login_mismatch",
+    "check_reverse_client_hostname_a_access",
+    "check_helo_mx_access",
+    "check_helo_ns_access",
+    "check_helo_a_access",
+    "check_sender_mx_access",
+    "check_sender_ns_access",
+    "check_sender_a_access",
+    "check_recipient_mx_access",
+    "check_recipient_ns_access",
+    "check_recipient_a_access",
+    "check_address_map",
+    "check_relay_domains",
+    "permit_tls_clientcerts",
+    "permit_tls_all_clientcerts",
+    "permit_auth_destination",
+    "permit_mx_backup",
+    "permit_inet_interfaces",
+    "permit_naked_ip_address",
+    "permit_dnswl_client",
+    "permit_rhswl_client",
+    "reject_unknown_client_hostname",
+    "reject_unknown_client",
+    "reject_unknown_reverse_client_hostname",
+    "reject_rbl_client",
+    "reject_rhsbl_client",
+    "reject_rhsbl_reverse_client",
+    "reject_rhsbl_helo",
+    "reject_rhsbl_sender",
+    "reject_rhsbl_recipient",
+    "reject_maps_rbl",
+    "reject_rbl",
+    "reject_unauth_pipelining",
+    "reject_plaintext_session",
+    "reject_invalid_helo_hostname",
+    "reject_invalid_hostname",
+    "reject_non_fqdn_helo_hostname",
+    "reject_non_fqdn_hostname",
+    "reject_unknown_helo_hostname",
+    "reject_unknown_hostname",
+    "reject_non_fqdn_sender",
+    "reject_non_fqdn_recipient",
+    "reject_unknown_sender_domain",
+    "reject_unknown_recipient_domain",
+    "reject_unknown_address",
+    "reject_unlisted_sender",
+    "reject_unverified_sender",
+    "reject_unverified_recipient",
+    "reject_sender_login_mismatch",
     "reject_authenticated_sender_login_mismatch",
     "reject_known_sender_login_mismatch",
     "reject_unauthenticated_sender_login_mismatch",
-    "reject_multi_recipient_bounce", "reject_auth_destination",
+    "reject_multi_recipient_bounce",
+    "reject_auth_destination",
 };
 
 static const struct restriction_def *restriction_find(const char *name)
@@ -281,8 +319,8 @@ static const struct restriction_def *restriction_find(const char *name)
 
 static bool restriction_pending(const char *name)
 {
-    for (size_t i = 0;
-         i < sizeof(postfix_pending) / sizeof(postfix_pending[0]); i++)
+    for (size_t i = 0; i < sizeof(postfix_pending) / sizeof(postfix_pending[0]);
+         i++)
         if (str_eq_ci(name, postfix_pending[i]))
             return true;
     return false;
@@ -306,14 +344,15 @@ struct smtpd_restrictions *smtpd_restrictions_parse(const char *param,
         if (restriction_pending(name))
             snprintf(err, errlen,
                      "%s: restriction '%s' is not implemented yet; "
-                     "remove it to start", param, name);
+                     "remove it to start",
+                     param, name);
         else if (strchr(name, ':') != NULL)
             snprintf(err, errlen,
                      "%s: access table '%s' as a restriction is not "
-                     "implemented yet; remove it to start", param, name);
+                     "implemented yet; remove it to start",
+                     param, name);
         else
-            snprintf(err, errlen, "%s: unknown restriction '%s'", param,
-                     name);
+            snprintf(err, errlen, "%s: unknown restriction '%s'", param, name);
         smtpd_restrictions_free(r);
         return NULL;
     }

@@ -38,8 +38,8 @@ bool smtpd_restrictions_guard_relay(const struct smtpd_restrictions *r);
 
 /* What the checks know about the client. */
 struct smtpd_check_client {
-    const char *addr;            /* numeric address */
-    bool sasl_authenticated;     /* always false until AUTH exists */
+    const char *addr;        /* numeric address */
+    bool sasl_authenticated; /* always false until AUTH exists */
 };
 
 /*

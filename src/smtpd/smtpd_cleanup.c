@@ -12,6 +12,8 @@
 #include "smtpd/smtpd_cleanup.h"
 
 #include <ctype.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,7 @@
 
 struct smtpd_cleanup {
     struct stream *s;
-    struct buf pending;   /* content not yet framed */
+    struct buf pending; /* content not yet framed */
     struct buf frame;
 };
 
@@ -53,32 +55,57 @@ static int send_frame(struct smtpd_cleanup *c, char *err, size_t errlen)
     return 0;
 }
 
+/* Has cleanup closed (or written to) an idle connection we kept? */
+static bool connection_stale(struct smtpd_cleanup *c)
+{
+    struct pollfd pfd = {stream_fd(c->s), POLLIN, 0};
+
+    if (stream_status(c->s) != STREAM_OK || stream_read_pending(c->s) > 0)
+        return true;
+    return poll(&pfd, 1, 0) != 0;
+}
+
+static int connect_cleanup(struct smtpd_cleanup **cp, const char *path,
+                           char *err, size_t errlen)
+{
+    struct smtpd_cleanup *c;
+    int fd;
+
+    fd = sock_connect_unix(path, SMTPD_CLEANUP_TIMEOUT_MS, err, errlen);
+    if (fd < 0)
+        return -1;
+    c = xcalloc(1, sizeof(*c));
+    c->s = stream_open(fd);
+    stream_set_timeout(c->s, SMTPD_CLEANUP_TIMEOUT_MS);
+    *cp = c;
+    return 0;
+}
+
 int smtpd_cleanup_begin(struct smtpd_cleanup **cp, const char *path,
                         const struct buf *envelope, char *err, size_t errlen)
 {
-    struct smtpd_cleanup *c = *cp;
-    int fd;
+    bool reused = false;
 
-    if (c != NULL && stream_status(c->s) != STREAM_OK)
+    if (*cp != NULL && connection_stale(*cp))
         smtpd_cleanup_close(cp);
-    if (*cp == NULL) {
-        fd = sock_connect_unix(path, SMTPD_CLEANUP_TIMEOUT_MS, err, errlen);
-        if (fd < 0)
+    for (;;) {
+        if (*cp == NULL) {
+            if (connect_cleanup(cp, path, err, errlen) < 0)
+                return -1;
+        } else {
+            reused = true;
+        }
+        buf_reset(&(*cp)->pending);
+        buf_reset(&(*cp)->frame);
+        buf_append(&(*cp)->frame, envelope->data, envelope->len);
+        if (send_frame(*cp, err, errlen) == 0)
+            return 0;
+        smtpd_cleanup_close(cp);
+        /* A kept connection may have died quietly: one fresh try. */
+        if (!reused)
             return -1;
-        c = xcalloc(1, sizeof(*c));
-        c->s = stream_open(fd);
-        stream_set_timeout(c->s, SMTPD_CLEANUP_TIMEOUT_MS);
-        *cp = c;
+        reused = false;
     }
-    c = *cp;
-    buf_reset(&c->pending);
-    buf_reset(&c->frame);
-    buf_append(&c->frame, envelope->data, envelope->len);
-    if (send_frame(c, err, errlen) < 0) {
-        smtpd_cleanup_close(cp);
-        return -1;
-    }
-    return 0;
 }
 
 static int flush_content(struct smtpd_cleanup *c, bool all, char *err,
@@ -106,8 +133,8 @@ static int flush_content(struct smtpd_cleanup *c, bool all, char *err,
     return 0;
 }
 
-int smtpd_cleanup_write(struct smtpd_cleanup *c, const char *data,
-                        size_t len, char *err, size_t errlen)
+int smtpd_cleanup_write(struct smtpd_cleanup *c, const char *data, size_t len,
+                        char *err, size_t errlen)
 {
     buf_append(&c->pending, data, len);
     if (c->pending.len < MAIL_PROTO_CHUNK)
@@ -203,8 +230,9 @@ int smtpd_cleanup_end(struct smtpd_cleanup **cp,
     st = attr_read(c->s, &reply, MAIL_PROTO_FRAME_MAX, &aerr);
     if (st != STREAM_OK) {
         snprintf(err, errlen, "read from cleanup: %s",
-                 aerr ? aerr : st == STREAM_EOF ? "lost connection"
-                                                : stream_error(c->s));
+                 aerr               ? aerr
+                 : st == STREAM_EOF ? "lost connection"
+                                    : stream_error(c->s));
         goto done;
     }
     rc = smtpd_cleanup_parse_reply(&reply, res, err, errlen);

@@ -20,9 +20,9 @@ struct smtpd_cleanup;
 
 /* The outcome of a message, from cleanup's reply frame. */
 struct smtpd_cleanup_result {
-    int status;                          /* 0, 4 or 5 */
+    int status; /* 0, 4 or 5 */
     char queue_id[MAIL_QUEUE_ID_MAX + 1];
-    char reason[SMTPD_CLEANUP_REASON_MAX + 1];  /* "4.3.0 text" */
+    char reason[SMTPD_CLEANUP_REASON_MAX + 1]; /* "4.3.0 text" */
 };
 
 /*
@@ -33,8 +33,8 @@ struct smtpd_cleanup_result {
 int smtpd_cleanup_begin(struct smtpd_cleanup **cp, const char *path,
                         const struct buf *envelope, char *err, size_t errlen);
 /* Queue content; full MAIL_PROTO_CHUNK frames are sent as they fill. */
-int smtpd_cleanup_write(struct smtpd_cleanup *c, const char *data,
-                        size_t len, char *err, size_t errlen);
+int smtpd_cleanup_write(struct smtpd_cleanup *c, const char *data, size_t len,
+                        char *err, size_t errlen);
 /*
  * Send the rest and the end frame, wait for the verdict.  Returns 0 with
  * res filled (any status), or -1 with err set when the exchange itself

@@ -12,8 +12,8 @@ void smtpd_data_init(struct smtpd_data_state *st)
     st->prev_crlf = true;
 }
 
-bool smtpd_data_line(struct smtpd_data_state *st, const char *line,
-                     size_t len, bool crlf, struct buf *out)
+bool smtpd_data_line(struct smtpd_data_state *st, const char *line, size_t len,
+                     bool crlf, struct buf *out)
 {
     bool end = crlf && st->prev_crlf && len == 1 && line[0] == '.';
 
@@ -34,8 +34,8 @@ void smtpd_bdat_init(struct smtpd_bdat_state *st)
     st->pending_cr = false;
 }
 
-void smtpd_bdat_decode(struct smtpd_bdat_state *st, const char *in,
-                       size_t len, struct buf *out)
+void smtpd_bdat_decode(struct smtpd_bdat_state *st, const char *in, size_t len,
+                       struct buf *out)
 {
     size_t i = 0, start;
 
@@ -62,7 +62,7 @@ void smtpd_bdat_decode(struct smtpd_bdat_state *st, const char *in,
         }
         if (in[i + 1] == '\n') {
             buf_append(out, in + start, i - start);
-            start = i + 1;       /* keep the LF, drop the CR */
+            start = i + 1; /* keep the LF, drop the CR */
         }
         i++;
     }

@@ -25,7 +25,7 @@
 #include "util/buf.h"
 
 struct smtpd_data_state {
-    bool prev_crlf;  /* the previous line ended in CRLF (true at start) */
+    bool prev_crlf; /* the previous line ended in CRLF (true at start) */
 };
 
 struct smtpd_bdat_state {
@@ -38,13 +38,13 @@ void smtpd_data_init(struct smtpd_data_state *st);
  * had.  Returns true when the line ends the data (nothing appended),
  * otherwise appends the unstuffed line and "\n" to out.
  */
-bool smtpd_data_line(struct smtpd_data_state *st, const char *line,
-                     size_t len, bool crlf, struct buf *out);
+bool smtpd_data_line(struct smtpd_data_state *st, const char *line, size_t len,
+                     bool crlf, struct buf *out);
 
 void smtpd_bdat_init(struct smtpd_bdat_state *st);
 /* Append chunk bytes to out with CRLF -> LF. */
-void smtpd_bdat_decode(struct smtpd_bdat_state *st, const char *in,
-                       size_t len, struct buf *out);
+void smtpd_bdat_decode(struct smtpd_bdat_state *st, const char *in, size_t len,
+                       struct buf *out);
 /* At the LAST chunk: emit a CR still held back. */
 void smtpd_bdat_finish(struct smtpd_bdat_state *st, struct buf *out);
 

@@ -86,8 +86,7 @@ static bool open_cleanup(struct smtpd_session *s)
 }
 
 /* Content for cleanup, unless the message is already refused. */
-static void write_content(struct smtpd_session *s, const char *data,
-                          size_t len)
+static void write_content(struct smtpd_session *s, const char *data, size_t len)
 {
     struct smtpd_xact *x = &s->xact;
     char err[512];
@@ -98,8 +97,8 @@ static void write_content(struct smtpd_session *s, const char *data,
     if (s->cfg->message_size_limit > 0 &&
         x->size > s->cfg->message_size_limit) {
         x->too_big = true;
-    } else if (smtpd_cleanup_write(s->cleanup, data, len, err,
-                                   sizeof(err)) < 0) {
+    } else if (smtpd_cleanup_write(s->cleanup, data, len, err, sizeof(err)) <
+               0) {
         log_warn("%s: cleanup service: %s", s->namaddr, err);
         smtpd_cleanup_close(&s->cleanup);
         x->cleanup_open = false;
@@ -147,9 +146,9 @@ static int finish_message(struct smtpd_session *s, long long bdat_bytes)
             s->junk_count = 0;
             rc = 0;
         } else {
-            int code = res.status == 4                          ? 451
+            int code = res.status == 4                         ? 451
                        : strncmp(res.reason, "5.3.4 ", 6) == 0 ? 552
-                                                                : 554;
+                                                               : 554;
 
             buf_reset(&s->scratch);
             buf_printf(&s->scratch, "%d %s", code, res.reason);
@@ -166,15 +165,15 @@ static void content_read_failed(struct smtpd_session *s, enum stream_status st,
                                 const char *cmd)
 {
     if (st == STREAM_TIMEOUT) {
-        log_info("timeout after %s (%lld bytes) from %s", cmd,
-                 s->xact.received, s->namaddr);
+        log_info("timeout after %s (%lld bytes) from %s", cmd, s->xact.received,
+                 s->namaddr);
         smtpd_reply(s, "421 4.4.2 %s Error: timeout exceeded",
                     s->cfg->myhostname);
     } else {
         log_info("lost connection after %s (%lld bytes) from %s", cmd,
                  s->xact.received, s->namaddr);
     }
-    smtpd_xact_reset(s);   /* aborts the cleanup transaction */
+    smtpd_xact_reset(s); /* aborts the cleanup transaction */
     s->hangup = true;
 }
 
@@ -276,7 +275,8 @@ static bool discard_chunk(struct smtpd_session *s, long long size)
 
 /* A BDAT error: the chunk is consumed, later chunks are refused. */
 static int bdat_fail(struct smtpd_session *s, long long size, bool last,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                     const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int bdat_fail(struct smtpd_session *s, long long size, bool last,
                      const char *fmt, ...)
@@ -320,22 +320,27 @@ int smtpd_cmd_bdat(struct smtpd_session *s, const char *args)
         return -1;
     }
     if (s->cfg->ehlo_discard & SMTPD_EHLO_CHUNKING)
-        return bdat_fail(s, size, last, "502 5.5.1 Error: command not "
-                                        "implemented");
+        return bdat_fail(s, size, last,
+                         "502 5.5.1 Error: command not "
+                         "implemented");
     if (x->bdat_failed)
-        return bdat_fail(s, size, last, "503 5.5.1 Error: discarded %lld "
-                                        "bytes after earlier error", size);
+        return bdat_fail(s, size, last,
+                         "503 5.5.1 Error: discarded %lld "
+                         "bytes after earlier error",
+                         size);
     if (!x->active)
         return bdat_fail(s, size, last, "503 5.5.1 Error: need RCPT command");
     if (x->nrcpt == 0)
-        return bdat_fail(s, size, last, "554 5.5.1 Error: no valid "
-                                        "recipients");
+        return bdat_fail(s, size, last,
+                         "554 5.5.1 Error: no valid "
+                         "recipients");
     if (size == 0 && !last)
         return bdat_fail(s, size, last, "551 5.7.1 Null BDAT request");
     if (!x->bdat) {
         if (!open_cleanup(s))
-            return bdat_fail(s, size, last, "451 4.3.0 Error: queue file "
-                                            "write error");
+            return bdat_fail(s, size, last,
+                             "451 4.3.0 Error: queue file "
+                             "write error");
         x->bdat = true;
         smtpd_bdat_init(&x->bdat_state);
     }
@@ -368,8 +373,9 @@ int smtpd_cmd_bdat(struct smtpd_session *s, const char *args)
         return bdat_fail(s, 0, last, "552 5.3.4 Error: message file too big");
     }
     if (x->cleanup_failed)
-        return bdat_fail(s, 0, last, "451 4.3.0 Error: queue file write "
-                                     "error");
+        return bdat_fail(s, 0, last,
+                         "451 4.3.0 Error: queue file write "
+                         "error");
     if (!last) {
         smtpd_reply(s, "250 2.0.0 Ok: %lld bytes", size);
         return 0;

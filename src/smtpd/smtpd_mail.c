@@ -70,8 +70,8 @@ static bool sender_rejected(struct smtpd_session *s, const char *cmd,
 
     if (x->sender_checked)
         return false;
-    if (smtpd_check_sender(s->cfg, &client, &x->sender_addr,
-                           &s->scratch) == 0) {
+    if (smtpd_check_sender(s->cfg, &client, &x->sender_addr, &s->scratch) ==
+        0) {
         x->sender_checked = true;
         return false;
     }
@@ -98,8 +98,8 @@ int smtpd_cmd_mail(struct smtpd_session *s, const char *args)
         smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
         return -1;
     }
-    if (smtpd_extract_path(args, "FROM:",
-                           s->cfg->strict_rfc821_envelopes, &s->scratch, &rest) < 0) {
+    if (smtpd_extract_path(args, "FROM:", s->cfg->strict_rfc821_envelopes,
+                           &s->scratch, &rest) < 0) {
         smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
         return -1;
     }
@@ -117,10 +117,12 @@ int smtpd_cmd_mail(struct smtpd_session *s, const char *args)
     if (params.size_given && s->cfg->message_size_limit > 0 &&
         params.size > s->cfg->message_size_limit) {
         smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
-        x->sender = addr.text;   /* for the log line only */
+        x->sender = addr.text; /* for the log line only */
         x->active = true;
-        smtpd_log_reject(s, "MAIL", "552 5.3.4 Message size exceeds fixed "
-                                    "limit", NULL);
+        smtpd_log_reject(s, "MAIL",
+                         "552 5.3.4 Message size exceeds fixed "
+                         "limit",
+                         NULL);
         x->active = false;
         x->sender = NULL;
         smtpd_mail_params_free(&params);

@@ -134,8 +134,8 @@ void smtpd_format_counts(const struct smtpd_session *s, struct buf *out)
         if (i < smtpd_cmd_count) {
             const char *src = smtpd_cmd_table[i].name;
 
-            for (j = 0; src[j] && j < SMTPD_VERB_MAX; j++)
-                name[j] = (char)(src[j] | 0x20);  /* ASCII letters */
+            for (j = 0; j < SMTPD_VERB_MAX && src[j]; j++)
+                name[j] = (char)(src[j] | 0x20); /* ASCII letters */
             name[j] = 0;
         } else {
             memcpy(name, "unknown", sizeof("unknown"));

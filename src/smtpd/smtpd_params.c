@@ -58,7 +58,8 @@ bool smtpd_is_foreign_verb(const char *verb)
     for (size_t i = 0; i < sizeof(foreign) / sizeof(foreign[0]); i++)
         if (str_eq_ci(verb, foreign[i]))
             return true;
-    /* A header name: letters, digits and '-' followed by ':' (Postfix is_header). */
+    /* A header name: letters, digits and '-' followed by ':' (Postfix
+     * is_header). */
     if (n > 1 && verb[n - 1] == ':') {
         for (size_t i = 0; i + 1 < n; i++)
             if (!isalnum((unsigned char)verb[i]) && verb[i] != '-')
@@ -113,6 +114,9 @@ int smtpd_extract_path(const char *args, const char *keyword, bool strict,
         buf_append(path, p, (size_t)(end - p));
         buf_putc(path, '>');
     }
+    /* Parameters must be separated from the path by a blank. */
+    if (*end != 0 && !is_blank(*end))
+        return -1;
     *rest = end;
     return 0;
 }
@@ -123,7 +127,7 @@ static int hexval(unsigned char c)
         return c - '0';
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')  /* RFC says upper case; accept both */
+    if (c >= 'a' && c <= 'f') /* RFC says upper case; accept both */
         return c - 'a' + 10;
     return -1;
 }
@@ -173,7 +177,7 @@ static bool all_printable(const struct buf *b)
 struct param_token {
     const char *key;
     size_t keylen;
-    const char *value;   /* NULL when there is no "=" */
+    const char *value; /* NULL when there is no "=" */
     size_t valuelen;
     const char *whole;
     size_t wholelen;
@@ -208,7 +212,8 @@ static bool next_token(const char **sp, struct param_token *t)
 
 static bool key_is(const struct param_token *t, const char *name)
 {
-    return t->keylen == strlen(name) && strncasecmp(t->key, name, t->keylen) == 0;
+    return t->keylen == strlen(name) &&
+           strncasecmp(t->key, name, t->keylen) == 0;
 }
 
 static bool value_is(const struct param_token *t, const char *v)
@@ -248,8 +253,9 @@ static int parse_size(const struct param_token *t, long long *out,
             return -1;
         }
         if (v > (LLONG_MAX - (c - '0')) / 10) {
-            set_reply(reply,
-                      "552 5.3.4 Message size exceeds file system imposed limit");
+            set_reply(
+                reply,
+                "552 5.3.4 Message size exceeds file system imposed limit");
             return -1;
         }
         v = v * 10 + (c - '0');
@@ -420,7 +426,8 @@ int smtpd_parse_rcpt_params(const char *s, const struct smtpd_param_opts *o,
     while (next_token(&s, &t)) {
         if (o->dsn && key_is(&t, "NOTIFY") && t.value) {
             if (out->notify != 0 || parse_notify(&t, &out->notify) < 0) {
-                set_reply(reply, "501 5.5.4 Error: Bad NOTIFY parameter syntax");
+                set_reply(reply,
+                          "501 5.5.4 Error: Bad NOTIFY parameter syntax");
                 goto fail;
             }
         } else if (o->dsn && key_is(&t, "ORCPT") && t.value) {

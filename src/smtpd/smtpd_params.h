@@ -23,8 +23,12 @@
 /* RFC 3461 4.2: ORCPT is at most 500 characters. */
 #define SMTPD_ORCPT_MAX 500
 
-enum smtpd_body { SMTPD_BODY_NONE, SMTPD_BODY_7BIT, SMTPD_BODY_8BITMIME,
-                  SMTPD_BODY_BINARYMIME };
+enum smtpd_body {
+    SMTPD_BODY_NONE,
+    SMTPD_BODY_7BIT,
+    SMTPD_BODY_8BITMIME,
+    SMTPD_BODY_BINARYMIME
+};
 enum smtpd_ret { SMTPD_RET_NONE, SMTPD_RET_FULL, SMTPD_RET_HDRS };
 
 /* RFC 3461 NOTIFY bits; NEVER excludes the others. */
@@ -35,9 +39,9 @@ enum smtpd_ret { SMTPD_RET_NONE, SMTPD_RET_FULL, SMTPD_RET_HDRS };
 
 /* Which extensions are in effect for this session (EHLO discards). */
 struct smtpd_param_opts {
-    bool dsn;        /* RET, ENVID, NOTIFY, ORCPT */
-    bool smtputf8;   /* SMTPUTF8 on MAIL */
-    bool chunking;   /* BODY=BINARYMIME */
+    bool dsn;      /* RET, ENVID, NOTIFY, ORCPT */
+    bool smtputf8; /* SMTPUTF8 on MAIL */
+    bool chunking; /* BODY=BINARYMIME */
 };
 
 struct smtpd_mail_params {
@@ -46,13 +50,13 @@ struct smtpd_mail_params {
     enum smtpd_body body;
     bool smtputf8;
     enum smtpd_ret ret;
-    char *envid;      /* xtext-decoded, owned; NULL if absent */
-    bool auth_given;  /* AUTH= seen (validated, otherwise ignored) */
+    char *envid;     /* xtext-decoded, owned; NULL if absent */
+    bool auth_given; /* AUTH= seen (validated, otherwise ignored) */
 };
 
 struct smtpd_rcpt_params {
-    unsigned notify;  /* SMTPD_NOTIFY_* bits; 0 = not given */
-    char *orcpt;      /* "type;decoded-address", owned; NULL if absent */
+    unsigned notify; /* SMTPD_NOTIFY_* bits; 0 = not given */
+    char *orcpt;     /* "type;decoded-address", owned; NULL if absent */
 };
 
 /*

@@ -95,7 +95,10 @@ static void test_data_binary_bytes(void **state)
     smtpd_data_init(&st);
     assert_false(smtpd_data_line(&st, line, sizeof(line), true, &out));
     assert_int_equal(out.len, 5);
-    assert_memory_equal(out.data, "a\0\xff" "b\n", 5);
+    assert_memory_equal(out.data,
+                        "a\0\xff"
+                        "b\n",
+                        5);
     buf_free(&out);
 }
 
@@ -106,15 +109,15 @@ static void test_bdat_chunks(void **state)
 
     smtpd_bdat_init(&st);
     smtpd_bdat_decode(&st, "a\r\nb\r", 5, &out);
-    assert_string_equal(out.data, "a\nb");     /* trailing CR held back */
+    assert_string_equal(out.data, "a\nb"); /* trailing CR held back */
     smtpd_bdat_decode(&st, "\nc\rd\n", 5, &out);
     assert_string_equal(out.data, "a\nb\nc\rd\n");
     smtpd_bdat_decode(&st, "e\r", 2, &out);
-    smtpd_bdat_decode(&st, "", 0, &out);       /* empty chunk keeps the CR */
-    smtpd_bdat_decode(&st, "f", 1, &out);      /* not LF: the CR stays */
+    smtpd_bdat_decode(&st, "", 0, &out);  /* empty chunk keeps the CR */
+    smtpd_bdat_decode(&st, "f", 1, &out); /* not LF: the CR stays */
     assert_string_equal(out.data, "a\nb\nc\rd\ne\rf");
     smtpd_bdat_decode(&st, "\r", 1, &out);
-    smtpd_bdat_finish(&st, &out);              /* LAST: emit the CR */
+    smtpd_bdat_finish(&st, &out); /* LAST: emit the CR */
     assert_string_equal(out.data, "a\nb\nc\rd\ne\rf\r");
     smtpd_bdat_finish(&st, &out);
     assert_string_equal(out.data, "a\nb\nc\rd\ne\rf\r");
@@ -151,8 +154,10 @@ static void test_cleanup_reply(void **state)
     assert_int_equal(res.status, 0);
     assert_string_equal(res.queue_id, "4F2A1B3C9D");
 
-    const char *tmp[] = {"status", "4", "reason", "4.3.0 queue file write "
-                                                  "error", NULL};
+    const char *tmp[] = {"status", "4", "reason",
+                         "4.3.0 queue file write "
+                         "error",
+                         NULL};
     assert_int_equal(parse(tmp, &res), 0);
     assert_int_equal(res.status, 4);
     assert_string_equal(res.reason, "4.3.0 queue file write error");

@@ -24,18 +24,17 @@ static void test_split_command(void **state)
     char verb[SMTPD_VERB_MAX + 1];
     const char *args;
 
-    assert_int_equal(smtpd_split_command("MAIL FROM:<a@b>", verb,
-                                         sizeof(verb), &args), 0);
+    assert_int_equal(
+        smtpd_split_command("MAIL FROM:<a@b>", verb, sizeof(verb), &args), 0);
     assert_string_equal(verb, "MAIL");
     assert_string_equal(args, "FROM:<a@b>");
 
-    assert_int_equal(smtpd_split_command("  noop   x y ", verb, sizeof(verb),
-                                         &args), 0);
+    assert_int_equal(
+        smtpd_split_command("  noop   x y ", verb, sizeof(verb), &args), 0);
     assert_string_equal(verb, "noop");
     assert_string_equal(args, "x y ");
 
-    assert_int_equal(smtpd_split_command("QUIT", verb, sizeof(verb), &args),
-                     0);
+    assert_int_equal(smtpd_split_command("QUIT", verb, sizeof(verb), &args), 0);
     assert_string_equal(args, "");
 
     assert_int_equal(smtpd_split_command("", verb, sizeof(verb), &args), -1);
@@ -44,7 +43,8 @@ static void test_split_command(void **state)
 
     /* An over-long verb is cut, so it cannot match a real command. */
     assert_int_equal(smtpd_split_command("ABCDEFGHIJKLMNOPQRSTUVWXYZ x", verb,
-                                         sizeof(verb), &args), 0);
+                                         sizeof(verb), &args),
+                     0);
     assert_int_equal(strlen(verb), SMTPD_VERB_MAX);
     assert_string_equal(args, "x");
 }
@@ -68,43 +68,47 @@ static void test_extract_path(void **state)
     struct buf path = BUF_INIT;
     const char *rest;
 
-    assert_int_equal(smtpd_extract_path("FROM:<a@b> SIZE=10", "FROM:", false,
-                                        &path, &rest), 0);
+    assert_int_equal(
+        smtpd_extract_path("FROM:<a@b> SIZE=10", "FROM:", false, &path, &rest),
+        0);
     assert_string_equal(path.data, "<a@b>");
     assert_string_equal(rest, " SIZE=10");
 
     /* Space after the colon and any case are accepted (Postfix). */
-    assert_int_equal(smtpd_extract_path("to: <x@y>", "TO:", false, &path,
-                                        &rest), 0);
+    assert_int_equal(
+        smtpd_extract_path("to: <x@y>", "TO:", false, &path, &rest), 0);
     assert_string_equal(path.data, "<x@y>");
     assert_string_equal(rest, "");
 
-    assert_int_equal(smtpd_extract_path("FROM:<>", "FROM:", true, &path,
-                                        &rest), 0);
+    assert_int_equal(smtpd_extract_path("FROM:<>", "FROM:", true, &path, &rest),
+                     0);
     assert_string_equal(path.data, "<>");
 
     /* A '>' inside a quoted local part does not end the path. */
-    assert_int_equal(smtpd_extract_path("TO:<\"a>b\"@c> NOTIFY=NEVER", "TO:",
-                                        false, &path, &rest), 0);
+    assert_int_equal(smtpd_extract_path("TO:<\"a>b\"@c> NOTIFY=NEVER",
+                                        "TO:", false, &path, &rest),
+                     0);
     assert_string_equal(path.data, "<\"a>b\"@c>");
     assert_string_equal(rest, " NOTIFY=NEVER");
 
     /* Bare addresses only without strict_rfc821_envelopes. */
-    assert_int_equal(smtpd_extract_path("TO:a@b X=1", "TO:", false, &path,
-                                        &rest), 0);
+    assert_int_equal(
+        smtpd_extract_path("TO:a@b X=1", "TO:", false, &path, &rest), 0);
     assert_string_equal(path.data, "<a@b>");
     assert_string_equal(rest, " X=1");
     assert_int_equal(smtpd_extract_path("TO:a@b", "TO:", true, &path, &rest),
                      -1);
 
-    assert_int_equal(smtpd_extract_path("TO:", "TO:", false, &path, &rest),
+    assert_int_equal(
+        smtpd_extract_path("FROM:<a@b>SIZE=1", "FROM:", false, &path, &rest),
+        -1);
+    assert_int_equal(smtpd_extract_path("TO:", "TO:", false, &path, &rest), -1);
+    assert_int_equal(smtpd_extract_path("TO:<a@b", "TO:", false, &path, &rest),
                      -1);
-    assert_int_equal(smtpd_extract_path("TO:<a@b", "TO:", false, &path,
-                                        &rest), -1);
-    assert_int_equal(smtpd_extract_path("<a@b>", "FROM:", false, &path,
-                                        &rest), -1);
-    assert_int_equal(smtpd_extract_path("FROM <a@b>", "FROM:", false, &path,
-                                        &rest), -1);
+    assert_int_equal(smtpd_extract_path("<a@b>", "FROM:", false, &path, &rest),
+                     -1);
+    assert_int_equal(
+        smtpd_extract_path("FROM <a@b>", "FROM:", false, &path, &rest), -1);
     buf_free(&path);
 }
 
@@ -114,7 +118,7 @@ static void test_xtext(void **state)
 
     assert_int_equal(smtpd_xtext_decode("a+2Bb+3Dc", 9, &out), 0);
     assert_string_equal(out.data, "a+b=c");
-    assert_int_equal(smtpd_xtext_decode("x+2by", 5, &out), 0);  /* lower */
+    assert_int_equal(smtpd_xtext_decode("x+2by", 5, &out), 0); /* lower */
     assert_string_equal(out.data, "x+y");
     assert_int_equal(smtpd_xtext_decode("", 0, &out), 0);
     assert_int_equal(out.len, 0);
@@ -153,10 +157,11 @@ static void test_mail_params_ok(void **state)
     assert_int_equal(p.body, SMTPD_BODY_NONE);
     assert_int_equal(p.ret, SMTPD_RET_NONE);
 
-    assert_int_equal(smtpd_parse_mail_params(
-                         " SIZE=12345 body=8bitmime SMTPUTF8 RET=hdrs "
-                         "ENVID=QQ+2B1 AUTH=<>",
-                         &all_on, &p, &r), 0);
+    assert_int_equal(
+        smtpd_parse_mail_params(" SIZE=12345 body=8bitmime SMTPUTF8 RET=hdrs "
+                                "ENVID=QQ+2B1 AUTH=<>",
+                                &all_on, &p, &r),
+        0);
     assert_true(p.size_given);
     assert_int_equal(p.size, 12345);
     assert_int_equal(p.body, SMTPD_BODY_8BITMIME);
@@ -167,23 +172,24 @@ static void test_mail_params_ok(void **state)
     smtpd_mail_params_free(&p);
     assert_null(p.envid);
 
-    assert_int_equal(smtpd_parse_mail_params("BODY=7BIT RET=FULL", &all_on,
-                                             &p, &r), 0);
+    assert_int_equal(
+        smtpd_parse_mail_params("BODY=7BIT RET=FULL", &all_on, &p, &r), 0);
     assert_int_equal(p.body, SMTPD_BODY_7BIT);
     assert_int_equal(p.ret, SMTPD_RET_FULL);
 
-    assert_int_equal(smtpd_parse_mail_params("BODY=BINARYMIME", &all_on, &p,
-                                             &r), 0);
+    assert_int_equal(
+        smtpd_parse_mail_params("BODY=BINARYMIME", &all_on, &p, &r), 0);
     assert_int_equal(p.body, SMTPD_BODY_BINARYMIME);
     assert_string_equal(smtpd_body_name(p.body), "BINARYMIME");
 
-    assert_int_equal(smtpd_parse_mail_params("AUTH=joe+40example.com",
-                                             &all_on, &p, &r), 0);
+    assert_int_equal(
+        smtpd_parse_mail_params("AUTH=joe+40example.com", &all_on, &p, &r), 0);
     assert_true(p.auth_given);
 
     /* The largest SIZE that fits is accepted (the limit is the caller's). */
-    assert_int_equal(smtpd_parse_mail_params("SIZE=9223372036854775807",
-                                             &all_on, &p, &r), 0);
+    assert_int_equal(
+        smtpd_parse_mail_params("SIZE=9223372036854775807", &all_on, &p, &r),
+        0);
     assert_int_equal(p.size, 9223372036854775807LL);
     buf_free(&r);
 }
@@ -224,15 +230,15 @@ static void test_mail_params_errors(void **state)
                       "501 5.5.4 Bad ENVID parameter syntax");
     expect_mail_error("ENVID=", &all_on,
                       "501 5.5.4 Bad ENVID parameter syntax");
-    expect_mail_error("ENVID=a+20b", &all_on,   /* decodes to a space */
+    expect_mail_error("ENVID=a+20b", &all_on, /* decodes to a space */
                       "501 5.5.4 Bad ENVID parameter syntax");
     expect_mail_error("ENVID=a ENVID=b", &all_on,
                       "501 5.5.4 Bad ENVID parameter syntax");
     memset(envid, 'e', sizeof(envid));
     memcpy(envid, "ENVID=", 6);
-    envid[6 + SMTPD_ENVID_MAX + 1] = 0;         /* one past the limit */
+    envid[6 + SMTPD_ENVID_MAX + 1] = 0; /* one past the limit */
     expect_mail_error(envid, &all_on, "501 5.5.4 Bad ENVID parameter syntax");
-    envid[6 + SMTPD_ENVID_MAX] = 0;             /* at the limit */
+    envid[6 + SMTPD_ENVID_MAX] = 0; /* at the limit */
     {
         struct smtpd_mail_params p;
         struct buf r = BUF_INIT;
@@ -264,7 +270,8 @@ static void test_rcpt_params(void **state)
 
     assert_int_equal(smtpd_parse_rcpt_params(
                          " NOTIFY=failure,Success ORCPT=rfc822;a+2Bb@c.example",
-                         &all_on, &p, &r), 0);
+                         &all_on, &p, &r),
+                     0);
     assert_int_equal(p.notify, SMTPD_NOTIFY_FAILURE | SMTPD_NOTIFY_SUCCESS);
     assert_string_equal(p.orcpt, "rfc822;a+b@c.example");
     smtpd_notify_format(p.notify, &fmt);
@@ -281,24 +288,33 @@ static void test_rcpt_params(void **state)
     assert_int_equal(p.notify, SMTPD_NOTIFY_DELAY);
 
     static const char *const bad_notify[] = {
-        "NOTIFY=", "NOTIFY=FOO", "NOTIFY=NEVER,SUCCESS", "NOTIFY=SUCCESS,",
-        "NOTIFY=,SUCCESS", "NOTIFY=SUCCESS,SUCCESS", "NOTIFY=DELAY NOTIFY=DELAY",
+        "NOTIFY=",
+        "NOTIFY=FOO",
+        "NOTIFY=NEVER,SUCCESS",
+        "NOTIFY=SUCCESS,",
+        "NOTIFY=,SUCCESS",
+        "NOTIFY=SUCCESS,SUCCESS",
+        "NOTIFY=DELAY NOTIFY=DELAY",
     };
     for (size_t i = 0; i < sizeof(bad_notify) / sizeof(bad_notify[0]); i++) {
-        assert_int_equal(smtpd_parse_rcpt_params(bad_notify[i], &all_on, &p,
-                                                 &r), -1);
+        assert_int_equal(
+            smtpd_parse_rcpt_params(bad_notify[i], &all_on, &p, &r), -1);
         assert_string_equal(r.data,
                             "501 5.5.4 Error: Bad NOTIFY parameter syntax");
     }
 
     static const char *const bad_orcpt[] = {
-        "ORCPT=foo", "ORCPT=;a@b", "ORCPT=rfc822;", "ORCPT=rfc822;a+ZZb",
-        "ORCPT=rf c822;a@b", "ORCPT=rfc822;a+20b@c",
+        "ORCPT=foo",
+        "ORCPT=;a@b",
+        "ORCPT=rfc822;",
+        "ORCPT=rfc822;a+ZZb",
+        "ORCPT=rf c822;a@b",
+        "ORCPT=rfc822;a+20b@c",
         "ORCPT=rfc822;a@b ORCPT=rfc822;c@d",
     };
     for (size_t i = 0; i < sizeof(bad_orcpt) / sizeof(bad_orcpt[0]); i++) {
-        assert_int_equal(smtpd_parse_rcpt_params(bad_orcpt[i], &all_on, &p,
-                                                 &r), -1);
+        assert_int_equal(smtpd_parse_rcpt_params(bad_orcpt[i], &all_on, &p, &r),
+                         -1);
         assert_string_equal(r.data,
                             "501 5.5.4 Error: Bad ORCPT parameter syntax");
         assert_null(p.orcpt);
@@ -338,8 +354,7 @@ static void test_bdat_args(void **state)
     assert_int_equal(smtpd_parse_bdat("10 FIRST", &size, &last), -1);
     assert_int_equal(smtpd_parse_bdat("10 LAST x", &size, &last), -1);
     assert_int_equal(smtpd_parse_bdat("10 LASTX", &size, &last), -1);
-    assert_int_equal(smtpd_parse_bdat("9223372036854775808", &size, &last),
-                     -1);
+    assert_int_equal(smtpd_parse_bdat("9223372036854775808", &size, &last), -1);
     assert_int_equal(smtpd_parse_bdat("99999999999999999999", &size, &last),
                      -1);
 }
