@@ -180,8 +180,18 @@ int server_parse_args(int argc, char **argv, const char *progname,
 
 /* ---------------------------------------------------------- set-up */
 
+/*
+ * A single-client worker ends at once on SIGTERM/SIGINT, as Postfix's do:
+ * every protocol step is built so that dying anywhere loses nothing (no
+ * 250 before the commit, no "delivered" before the Maildir sync), and a
+ * worker blocked on a slow client must not hold up "posthorn stop".
+ */
+static volatile sig_atomic_t server_term_exits;
+
 static void server_on_signal(int sig)
 {
+    if (sig != SIGHUP && server_term_exits)
+        _exit(0);
     if (sig == SIGHUP)
         server_got_hup = 1;
     else
@@ -442,6 +452,7 @@ int server_main(int argc, char **argv, const struct server_opts *opts)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGPIPE, &sa, NULL);
     /* No SA_RESTART: a blocked wait must see the signal. */
+    server_term_exits = opts->serve != NULL && opts->run == NULL;
     sa.sa_handler = server_on_signal;
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
