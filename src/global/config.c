@@ -246,6 +246,7 @@ struct config *config_new(void)
 {
     struct config *cfg = xcalloc(1, sizeof(*cfg));
 
+    (void)param_find(""); /* sorts param_table on first use */
     cfg->params = xcalloc(param_table_count, sizeof(*cfg->params));
     cfg->extra = htable_new(16);
     return cfg;

@@ -61,7 +61,8 @@ struct param_def {
     unsigned flags;       /* PARAM_NOT_YET */
 };
 
-extern const struct param_def param_table[];
+/* Sorted by name once param_find() or config_new() has run. */
+extern const struct param_def *param_table;
 extern const size_t param_table_count;
 
 const struct param_def *param_find(const char *name);

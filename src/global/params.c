@@ -8,6 +8,9 @@
  * defaults are Postfix's wherever Postfix has the concept; where posthorn's
  * default differs, the doc says why.  Rows are sorted by name (strcmp
  * order) so param_find can bisect; test_config checks the order.
+ * Subsystems keep their rows in their own params_<area>.inc file, included
+ * at the end of the table in any order: the table is sorted once, at first
+ * use, and a duplicate name is a panic (a bug, caught by the unit tests).
  *
  * Computed defaults (def == NULL) are the host's name and what follows from
  * it, and the configuration directory; they read only gethostname() and
@@ -19,6 +22,7 @@
 #include <unistd.h>
 
 #include "global/config.h"
+#include "util/log.h"
 #include "util/mem.h"
 
 /* Postfix's fallback domain when the host name has no usable domain. */
@@ -68,7 +72,7 @@ static char *default_config_directory(struct config *cfg)
 /* Bounce/SMTP reply codes an administrator may tune. */
 #define REPLY_CODE .min = 400, .max = 599
 
-const struct param_def param_table[] = {
+static struct param_def param_rows[] = {
     {"alias_database", PARAM_LIST, "", 0,
      "Alias files that newaliases rebuilds (posthorn map FILE compiles one "
      "today).",
@@ -352,14 +356,64 @@ const struct param_def param_table[] = {
      "Transport for recipients in $virtual_mailbox_domains."},
     {"virtual_uid_maps", PARAM_LIST, "", 0,
      "User id that owns virtual mailboxes (e.g. static:5000)."},
+
+/* Rows of subsystems, each in its own file (see the header comment). */
+#if __has_include("global/params_smtp.inc")
+#define PARAMS_SMTP_PART 'd'
+#include "global/params_smtp.inc"
+#undef PARAMS_SMTP_PART
+#define PARAMS_SMTP_PART 's'
+#include "global/params_smtp.inc"
+#undef PARAMS_SMTP_PART
+#endif
+#if __has_include("global/params_auth.inc")
+#include "global/params_auth.inc"
+#endif
+#if __has_include("global/params_tls.inc")
+#include "global/params_tls.inc"
+#endif
+#if __has_include("global/params_maps.inc")
+#include "global/params_maps.inc"
+#endif
+#if __has_include("global/params_pop3d.inc")
+#include "global/params_pop3d.inc"
+#endif
+#if __has_include("global/params_imapd.inc")
+#include "global/params_imapd.inc"
+#endif
+#if __has_include("global/params_restrict.inc")
+#include "global/params_restrict.inc"
+#endif
 };
 
-const size_t param_table_count = sizeof(param_table) / sizeof(param_table[0]);
+const struct param_def *param_table = param_rows;
+const size_t param_table_count = sizeof(param_rows) / sizeof(param_rows[0]);
+
+static int param_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct param_def *)a)->name,
+                  ((const struct param_def *)b)->name);
+}
+
+/* Sort once; called before any lookup (single-threaded processes). */
+static void params_sort(void)
+{
+    static int sorted;
+
+    if (sorted)
+        return;
+    qsort(param_rows, param_table_count, sizeof(param_rows[0]), param_cmp);
+    for (size_t i = 1; i < param_table_count; i++)
+        if (strcmp(param_rows[i - 1].name, param_rows[i].name) == 0)
+            log_panic("parameter %s is declared twice", param_rows[i].name);
+    sorted = 1;
+}
 
 const struct param_def *param_find(const char *name)
 {
     size_t lo = 0, hi = param_table_count;
 
+    params_sort();
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         int cmp = strcmp(name, param_table[mid].name);

@@ -87,6 +87,7 @@ static void assert_err_at(struct fixture *f, int line, const char *msg)
 
 static void test_table_sorted_and_defaults_valid(void **state)
 {
+    (void)param_find(""); /* the table is sorted at first use */
     struct fixture *f = *state;
 
     for (size_t i = 1; i < param_table_count; i++)
