@@ -38,8 +38,9 @@ GLOBAL_OBJ = $(GLOBAL_SRC:%.c=$(BUILD)/obj/%.o)
 LIBUTIL    = $(BUILD)/lib/libutil.a
 LIBGLOBAL  = $(BUILD)/lib/libglobal.a
 
-# One program per folder; src/cli builds the posthorn command.
-DAEMONS  = master smtpd cleanup qmgr local $(if $(wildcard src/smtp/*.c),smtp)
+# One program per folder (every src/<name>/ with C files except util,
+# global and cli); src/cli builds the posthorn command.
+DAEMONS ?= $(sort $(filter-out util global cli,$(patsubst src/%/,%,$(dir $(wildcard src/*/*.c)))))
 PROGRAMS = $(DAEMONS:%=$(BUILD)/bin/%) $(BUILD)/bin/posthorn
 
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
