@@ -106,7 +106,9 @@ bench:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/libexec/posthorn $(DESTDIR)$(PREFIX)/share/posthorn/conf
 	install -m 755 $(BUILD)/bin/posthorn $(DESTDIR)$(PREFIX)/sbin/posthorn
-	for d in $(DAEMONS); do install -m 755 $(BUILD)/bin/$$d $(DESTDIR)$(PREFIX)/libexec/posthorn/$$d; done
+	for d in $(filter-out sendmail,$(DAEMONS)); do install -m 755 $(BUILD)/bin/$$d $(DESTDIR)$(PREFIX)/libexec/posthorn/$$d; done
+	install -m 755 $(BUILD)/bin/sendmail $(DESTDIR)$(PREFIX)/sbin/sendmail
+	ln -sf sendmail $(DESTDIR)$(PREFIX)/sbin/mailq
 	install -m 644 conf/main.cf conf/master.cf $(DESTDIR)$(PREFIX)/share/posthorn/conf/
 
 FUZZ_SECONDS ?= 20

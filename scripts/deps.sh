@@ -9,7 +9,7 @@ set -eu
 group=${1:-test}
 
 build_pkgs="build-essential pkg-config libssl-dev libpcre2-dev liblmdb-dev
- lmdb-utils libevent-dev libsasl2-dev libcrypt-dev libc-ares-dev"
+ lmdb-utils libevent-dev libsasl2-dev libsasl2-modules libcrypt-dev libc-ares-dev"
 test_pkgs="libcmocka-dev python3 python3-pytest swaks clang"
 bench_pkgs="postfix dovecot-imapd dovecot-pop3d"
 

@@ -15,13 +15,22 @@
  *      missing Message-ID:/Date:/From: go after the original headers
  *      (always for local clients, for others when
  *      always_add_missing_headers = yes, as Postfix does);
- *   4. enforces message_size_limit and hopcount_limit;
- *   5. commits (fsync file, rename into incoming/, fsync incoming/) and
+ *   4. applies header_checks, mime_header_checks, nested_header_checks
+ *      and body_checks (cleanup_checks.c, cleanup_body.c) on the way:
+ *      REJECT fails the message, DISCARD acknowledges it but queues
+ *      nothing, HOLD queues it into hold/, IGNORE/REPLACE/PREPEND edit
+ *      the content, WARN/INFO only log;
+ *   5. enforces message_size_limit and hopcount_limit;
+ *   6. commits (fsync file, rename into incoming/, fsync incoming/) and
  *      only then replies status=0 queue_id=ID.  qmgr watches incoming/.
  *
  * Failures: a bad envelope or a lookup/queue error is a temporary error
  * (status=4) after the message has been read to its end frame; a size or
- * hop-count violation is permanent (status=5); an abort frame discards
+ * hop-count violation is permanent (status=5), a content-check REJECT
+ * as its text says (5.7.1 unless given); a content-check table that
+ * could not be opened at start (a pattern that does not compile) defers
+ * every message with a log line naming file and line, as Postfix defers
+ * when a table cannot be read; an abort frame discards
  * the file without reply; a broken frame or EOF mid-message discards the
  * file and drops the connection.  Nothing is acknowledged that is not on
  * stable storage.
@@ -49,6 +58,11 @@
 #define REASON_WRITE "4.3.0 Error: queue file write error"
 #define REASON_TOO_BIG "5.3.4 Message file too big"
 #define REASON_HOPS "5.4.6 Too many hops"
+#define REASON_CONFIG "4.3.5 Error: server configuration problem"
+#define REASON_LOOKUP "4.3.0 Error: temporary lookup failure"
+
+/* Longest header or body line given to a content-check table. */
+#define CHECK_KEY_MAX MAP_PATTERN_KEY_MAX
 
 /* Settings read once per process. */
 static struct {
@@ -63,6 +77,11 @@ static struct {
     struct cleanup_expand_cfg expand;
     struct resolver *resolver;
     struct cleanup_expand_ops ops;
+    /* Content checks: NULL = none.  Equal parameter values share one. */
+    struct maplist *checks[CLEANUP_CHECK_LISTS];
+    bool any_checks;
+    char checks_error[600]; /* a table that did not open */
+    struct cleanup_body_limits body_limits;
 } cl;
 
 /* One message in progress. */
@@ -77,6 +96,16 @@ struct cleanup_msg {
     long long queued_bytes; /* content in the queue file */
     int status;             /* 0, 4 or 5 */
     const char *reason;
+    char reason_buf[CLEANUP_REASON_MAX + 1];
+    /* Content checks. */
+    struct cleanup_body *body;  /* NULL: body passes untouched */
+    struct cleanup_ctype ctype; /* of the primary header block */
+    bool discard;               /* DISCARD: acknowledge, queue nothing */
+    bool hold;                  /* HOLD: commit into hold/ */
+    long long edit_budget;      /* header bytes PREPEND/REPLACE may add */
+    long long body_budget;      /* body bytes they may add (-1: no limit) */
+    struct buf key;
+    struct buf value;
 };
 
 /* ---- table access for cleanup_expand ---- */
@@ -130,6 +159,51 @@ static enum cleanup_lookup ops_alias(void *ctx, const char *key,
 
 /* ---- start-up ---- */
 
+/*
+ * Open the four content-check lists.  mime_ and nested_header_checks
+ * default to $header_checks: a list with the same value as an earlier one
+ * shares its tables.  A table that does not open is remembered, not
+ * fatal: every message is then deferred with that error in the log.
+ */
+static void cleanup_checks_open(struct config *cfg)
+{
+    const char *values[CLEANUP_CHECK_LISTS];
+    bool done[CLEANUP_CHECK_LISTS];
+    char err[512];
+
+    for (int i = 0; i < CLEANUP_CHECK_LISTS; i++) {
+        values[i] = config_str(cfg, cleanup_check_names[i]);
+        cl.checks[i] = NULL;
+        done[i] = *values[i] == 0;
+        for (int j = 0; j < i && !done[i]; j++) {
+            if (strcmp(values[i], values[j]) == 0) {
+                cl.checks[i] = cl.checks[j]; /* NULL if it failed */
+                done[i] = true;
+            }
+        }
+        if (done[i])
+            continue;
+        if ((cl.checks[i] = maplist_open(values[i], err, sizeof(err))) ==
+            NULL) {
+            log_error("%s: %s", cleanup_check_names[i], err);
+            if (cl.checks_error[0] == 0)
+                snprintf(cl.checks_error, sizeof(cl.checks_error), "%s: %s",
+                         cleanup_check_names[i], err);
+            continue;
+        }
+        if (maplist_empty(cl.checks[i])) {
+            maplist_close(cl.checks[i]);
+            cl.checks[i] = NULL;
+        }
+    }
+    for (int i = 0; i < CLEANUP_CHECK_LISTS; i++)
+        cl.any_checks |= cl.checks[i] != NULL;
+    cl.body_limits.line_max = (size_t)config_int(cfg, "line_length_limit");
+    cl.body_limits.header_max = (size_t)cl.header_size_limit;
+    cl.body_limits.check_max =
+        (size_t)config_size(cfg, "body_checks_size_limit");
+}
+
 static void cleanup_pre_init(void)
 {
     struct config *cfg = config_global();
@@ -155,6 +229,7 @@ static void cleanup_pre_init(void)
     cl.resolver = resolver_open(cfg, err, sizeof(err));
     if (cl.resolver == NULL)
         log_fatal("%s", err);
+    cleanup_checks_open(cfg);
     qfile_set_groupsync(mail_queue_groupsync());
     cl.ops.is_local = ops_is_local;
     cl.ops.virtual_alias = ops_virtual_alias;
@@ -218,6 +293,137 @@ static bool client_is_local(const struct cleanup_envelope *env)
     return false;
 }
 
+/* ---- content checks ---- */
+
+/* Postfix's log line of a fired action (reject, discard, hold, ...). */
+static void msg_check_log(struct cleanup_msg *m, const char *what,
+                          enum cleanup_part part, const char *text)
+{
+    struct buf line = BUF_INIT;
+
+    cleanup_check_log_line(&line, m->id, what,
+                           part == CLEANUP_PART_BODY ? "body" : "header",
+                           m->key.data, m->key.len, &m->env, text);
+    log_info("%s", line.data);
+    buf_free(&line);
+}
+
+/* May an edit add len bytes?  Header edits are held in memory. */
+static bool msg_edit_allowed(struct cleanup_msg *m, enum cleanup_part part,
+                             size_t len, enum cleanup_check_list which)
+{
+    long long *budget =
+        part == CLEANUP_PART_BODY ? &m->body_budget : &m->edit_budget;
+
+    if (*budget < 0)
+        return true;
+    if ((long long)len > *budget) {
+        log_warn("%s: %s map: PREPEND/REPLACE text beyond %s, ignored", m->id,
+                 cleanup_check_names[which],
+                 part == CLEANUP_PART_BODY ? "message_size_limit"
+                                           : "header_size_limit");
+        return false;
+    }
+    *budget -= (long long)len;
+    return true;
+}
+
+/* The check hook (cleanup.h): look the line up and do what it says. */
+static int msg_check(void *ctx, enum cleanup_part part, struct buf *text,
+                     struct buf *prepend)
+{
+    struct cleanup_msg *m = ctx;
+    bool header = part != CLEANUP_PART_BODY;
+    enum cleanup_check_list which;
+    struct cleanup_action a;
+    char err[512] = "", safe[300];
+    enum map_result r;
+
+    if (m->status != 0 || m->discard)
+        return -1;
+    if (part == CLEANUP_PART_PRIMARY)
+        cleanup_ctype_note(&m->ctype, text->data, text->len);
+    which = cleanup_check_list_for(part, text->data, text->len);
+    if (cl.checks[which] == NULL)
+        return CLEANUP_KEEP;
+    if (header) {
+        cleanup_header_unfold(&m->key, text->data, text->len, CHECK_KEY_MAX);
+    } else {
+        buf_reset(&m->key);
+        buf_append(&m->key, text->data,
+                   text->len > CHECK_KEY_MAX ? CHECK_KEY_MAX : text->len);
+    }
+    r = maplist_lookup(cl.checks[which], buf_cstr(&m->key), &m->value, err,
+                       sizeof(err));
+    if (r == MAP_ERROR) {
+        log_warn("%s: %s map lookup problem -- message not accepted, try "
+                 "again later: %s",
+                 m->id, cleanup_check_names[which], err);
+        msg_fail(m, 4, REASON_LOOKUP);
+        return -1;
+    }
+    if (r == MAP_NOTFOUND)
+        return CLEANUP_KEEP;
+    cleanup_action_parse(buf_cstr(&m->value), header, &a);
+    switch (a.kind) {
+    case CLEANUP_ACT_REJECT:
+        snprintf(m->reason_buf, sizeof(m->reason_buf), "%s", a.reason);
+        msg_check_log(m, "reject", part, m->reason_buf);
+        msg_fail(m, a.status, m->reason_buf);
+        return -1;
+    case CLEANUP_ACT_DISCARD:
+        msg_check_log(m, "discard", part, a.text);
+        m->discard = true;
+        qfile_writer_abort(m->w);
+        m->w = NULL;
+        return -1;
+    case CLEANUP_ACT_HOLD:
+        msg_check_log(m, "hold", part, a.text);
+        m->hold = true;
+        return CLEANUP_KEEP;
+    case CLEANUP_ACT_IGNORE:
+        return CLEANUP_DROP;
+    case CLEANUP_ACT_PREPEND:
+        if (msg_edit_allowed(m, part, strlen(a.text) + 1, which)) {
+            buf_puts(prepend, a.text);
+            buf_putc(prepend, '\n');
+        }
+        return CLEANUP_KEEP;
+    case CLEANUP_ACT_REPLACE:
+        if (msg_edit_allowed(m, part, strlen(a.text) + 1, which)) {
+            buf_reset(text);
+            buf_puts(text, a.text);
+            if (header)
+                buf_putc(text, '\n');
+        }
+        return CLEANUP_KEEP;
+    case CLEANUP_ACT_WARN:
+        msg_check_log(m, "warning", part, a.text);
+        return CLEANUP_KEEP;
+    case CLEANUP_ACT_INFO:
+        msg_check_log(m, "info", part, a.text);
+        return CLEANUP_KEEP;
+    case CLEANUP_ACT_DUNNO:
+    default:
+        if (a.problem != NULL)
+            log_warn(
+                "%s: %s map: %s: %s", m->id, cleanup_check_names[which],
+                a.problem,
+                log_printable(safe, sizeof(safe), m->value.data, m->value.len));
+        return CLEANUP_KEEP;
+    }
+}
+
+/* Content after the primary headers: through body checks when any. */
+static int msg_put_body(const char *data, size_t len, void *ctx)
+{
+    struct cleanup_msg *m = ctx;
+
+    if (m->body != NULL)
+        return cleanup_body_feed(m->body, data, len);
+    return msg_put_content(data, len, ctx);
+}
+
 /* The header block is complete: write it with what cleanup adds. */
 static int msg_headers_done(struct cleanup_content *cc, void *ctx)
 {
@@ -273,6 +479,9 @@ static int msg_headers_done(struct cleanup_content *cc, void *ctx)
                    *env->sender ? env->sender : "MAILER-DAEMON");
     msg_put_content(h.data, h.len, m);
     buf_free(&h);
+    if (cl.any_checks)
+        m->body = cleanup_body_new(&cl.body_limits, &m->ctype, msg_check, m,
+                                   msg_put_content, m);
     return 0;
 }
 
@@ -331,6 +540,12 @@ static void msg_start(struct cleanup_msg *m, const struct attr_list *frame)
         return;
     }
     snprintf(m->id, sizeof(m->id), "%s", qfile_writer_id(m->w));
+    if (cl.checks_error[0] != 0) {
+        log_warn("%s: message not accepted, try again later: %s", m->id,
+                 cl.checks_error);
+        msg_fail(m, 4, REASON_CONFIG);
+        return;
+    }
     if (cleanup_expand(&cl.expand, &cl.ops, &m->env.rcpts, &m->rcpts, m->id,
                        &m->status, &m->reason) < 0) {
         msg_fail(m, m->status, m->reason);
@@ -341,15 +556,19 @@ static void msg_start(struct cleanup_msg *m, const struct attr_list *frame)
         return;
     }
     msg_write_envelope(m);
-    m->content = cleanup_content_new((size_t)cl.header_size_limit,
-                                     msg_put_content, msg_headers_done, m);
+    m->content = cleanup_content_new((size_t)cl.header_size_limit, msg_put_body,
+                                     msg_headers_done, m);
+    if (cl.any_checks)
+        cleanup_content_set_check(m->content, msg_check, m);
+    m->edit_budget = cl.header_size_limit;
+    m->body_budget = cl.message_size_limit > 0 ? cl.message_size_limit : -1;
 }
 
 static void msg_data(struct cleanup_msg *m, const char *data, size_t len)
 {
     m->client_bytes += (long long)len;
-    if (m->status != 0)
-        return; /* draining a message that already failed */
+    if (m->status != 0 || m->discard)
+        return; /* draining a message that already failed or was dropped */
     if (cl.message_size_limit > 0 && m->client_bytes > cl.message_size_limit) {
         log_info("%s: reject: message size exceeds message_size_limit "
                  "(%lld bytes); from=<%s>",
@@ -365,14 +584,17 @@ static void msg_end(struct cleanup_msg *m)
 {
     char err[512], size[32];
 
-    if (m->status == 0)
-        (void)cleanup_content_finish(m->content);
-    if (m->status != 0)
-        return;
+    if (m->status == 0 && !m->discard &&
+        cleanup_content_finish(m->content) == 0 && m->body != NULL)
+        (void)cleanup_body_finish(m->body);
+    if (m->status != 0 || m->discard)
+        return; /* a discarded message is acknowledged, not queued */
     msg_flush_content(m);
     snprintf(size, sizeof(size), "%lld", m->queued_bytes);
     qfile_put_str(m->w, QREC_SIZE, size);
-    if (qfile_writer_commit(m->w, m->id, err, sizeof(err)) < 0) {
+    if (qfile_writer_commit_to(m->w,
+                               m->hold ? MAIL_QUEUE_HOLD : MAIL_QUEUE_INCOMING,
+                               m->id, err, sizeof(err)) < 0) {
         m->w = NULL; /* commit freed it */
         log_warn("%s: %s", m->id, err);
         msg_fail(m, 4, REASON_WRITE);
@@ -387,6 +609,9 @@ static void msg_free(struct cleanup_msg *m)
 {
     qfile_writer_abort(m->w);
     cleanup_content_free(m->content);
+    cleanup_body_free(m->body);
+    buf_free(&m->key);
+    buf_free(&m->value);
     buf_free(&m->chunk);
     cleanup_envelope_free(&m->env);
     cleanup_rcpt_list_free(&m->rcpts);

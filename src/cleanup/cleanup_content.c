@@ -11,6 +11,11 @@
  * so a huge or endless header cannot exhaust memory), then handed to the
  * headers callback, which writes the headers cleanup adds around it.
  * Body bytes pass straight through to the output callback unchanged.
+ * Each complete header can first go through a check hook
+ * (header_checks: cleanup_content_set_check), which may drop it, replace
+ * it or put lines before it; the limit counts the headers as received.
+ * Return-Path:, Bcc:, Resent-Bcc: and Content-Length: are then removed,
+ * as Postfix's cleanup removes them (the checks still see them).
  *
  * Trusts nothing in the content; keeps no more than the header block and
  * one partial line (itself bounded by the same limit).  Pure: no I/O.
@@ -33,10 +38,12 @@ struct cleanup_content {
     bool in_body;     /* header block complete */
     bool failed;      /* a callback said stop */
     struct buf line;  /* partial header-phase line */
-    struct buf block; /* the header block so far */
-    bool have_header; /* block holds at least one header */
-    size_t cur_start; /* offset of the current header */
-    enum cleanup_header_kind cur_kind;
+    struct buf block; /* the header block so far, as it will be written */
+    struct buf cur;   /* the header being read (not yet in block) */
+    size_t in_bytes;  /* header bytes received (the limit's measure) */
+    cleanup_check_fn check;
+    void *check_ctx;
+    struct buf prepend;
     unsigned received;
     bool seen[HDR_FROM + 1];
     struct buf message_id;
@@ -98,8 +105,17 @@ void cleanup_content_free(struct cleanup_content *cc)
         return;
     buf_free(&cc->line);
     buf_free(&cc->block);
+    buf_free(&cc->cur);
+    buf_free(&cc->prepend);
     buf_free(&cc->message_id);
     free(cc);
+}
+
+void cleanup_content_set_check(struct cleanup_content *cc,
+                               cleanup_check_fn check, void *ctx)
+{
+    cc->check = check;
+    cc->check_ctx = ctx;
 }
 
 static int emit(struct cleanup_content *cc, const char *data, size_t len)
@@ -116,19 +132,38 @@ static int emit(struct cleanup_content *cc, const char *data, size_t len)
     return 0;
 }
 
-/* The current header is complete: remember what we need from it. */
-static void close_header(struct cleanup_content *cc)
+/*
+ * Headers cleanup removes: Return-Path: is the delivery agent's to write,
+ * the Bcc: headers must not reveal blind copies, and a Content-Length:
+ * is wrong once headers change.
+ */
+static bool header_removed(const char *h, size_t len)
 {
-    const char *h, *v, *end;
+    static const char *const names[] = {"return-path", "bcc", "resent-bcc",
+                                        "content-length"};
+    size_t name = cleanup_header_name_len(h, len);
 
-    if (!cc->have_header || cc->cur_kind != HDR_MESSAGE_ID ||
-        cc->message_id.len > 0)
+    for (size_t i = 0; name > 0 && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == name && strncasecmp(names[i], h, name) == 0)
+            return true;
+    return false;
+}
+
+/* Note what cleanup needs from a header that is kept (h, len). */
+static void note_header(struct cleanup_content *cc, const char *h, size_t len)
+{
+    size_t name = cleanup_header_name_len(h, len);
+    enum cleanup_header_kind kind = cleanup_header_kind(h, name);
+    const char *v, *end = h + len;
+
+    if (name == 0)
         return;
-    h = cc->block.data + cc->cur_start;
-    end = cc->block.data + cc->block.len;
-    v = memchr(h, ':', (size_t)(end - h));
-    if (v == NULL)
+    cc->seen[kind] = true;
+    if (kind == HDR_RECEIVED)
+        cc->received++;
+    if (kind != HDR_MESSAGE_ID || cc->message_id.len > 0)
         return;
+    v = memchr(h, ':', len);
     /* Unfold (line breaks vanish) and trim the blanks at both ends. */
     for (v++; v < end && (*v == ' ' || *v == '\t' || *v == '\n'); v++)
         ;
@@ -141,11 +176,38 @@ static void close_header(struct cleanup_content *cc)
         buf_truncate(&cc->message_id, cc->message_id.len - 1);
 }
 
+/*
+ * The current header is complete: check it, then keep what the check
+ * left (lines it prepends first).  -1 when the check said stop.
+ */
+static int close_header(struct cleanup_content *cc)
+{
+    int rc = CLEANUP_KEEP;
+
+    if (cc->cur.len == 0)
+        return 0;
+    buf_reset(&cc->prepend);
+    if (cc->check != NULL)
+        rc = cc->check(cc->check_ctx, CLEANUP_PART_PRIMARY, &cc->cur,
+                       &cc->prepend);
+    if (rc < 0) {
+        buf_reset(&cc->cur);
+        cc->failed = true;
+        return -1;
+    }
+    buf_append(&cc->block, cc->prepend.data, cc->prepend.len);
+    if (rc == CLEANUP_KEEP && !header_removed(cc->cur.data, cc->cur.len)) {
+        note_header(cc, cc->cur.data, cc->cur.len);
+        buf_append(&cc->block, cc->cur.data, cc->cur.len);
+    }
+    buf_reset(&cc->cur);
+    return 0;
+}
+
 static int end_headers(struct cleanup_content *cc)
 {
-    close_header(cc);
     cc->in_body = true;
-    if (cc->failed)
+    if (close_header(cc) < 0 || cc->failed)
         return -1;
     if (cc->headers(cc, cc->ctx) < 0) {
         cc->failed = true;
@@ -157,26 +219,21 @@ static int end_headers(struct cleanup_content *cc)
 /* One complete line (with its "\n", except possibly at end of content). */
 static int header_line(struct cleanup_content *cc, const char *p, size_t n)
 {
-    size_t name;
-
-    if (cc->block.len + n > cc->limit)
+    if (cc->in_bytes + n > cc->limit)
         goto body; /* header block full: this and the rest are body */
     if (n == 0 || p[0] == '\n')
         goto body; /* the empty separator line belongs to the body */
-    if ((p[0] == ' ' || p[0] == '\t') && cc->have_header) {
-        buf_append(&cc->block, p, n);
+    if ((p[0] == ' ' || p[0] == '\t') && cc->cur.len > 0) {
+        buf_append(&cc->cur, p, n);
+        cc->in_bytes += n;
         return 0;
     }
-    if ((name = cleanup_header_name_len(p, n)) == 0)
+    if (cleanup_header_name_len(p, n) == 0)
         goto body;
-    close_header(cc);
-    cc->have_header = true;
-    cc->cur_start = cc->block.len;
-    cc->cur_kind = cleanup_header_kind(p, name);
-    cc->seen[cc->cur_kind] = true;
-    if (cc->cur_kind == HDR_RECEIVED)
-        cc->received++;
-    buf_append(&cc->block, p, n);
+    if (close_header(cc) < 0)
+        return -1;
+    buf_append(&cc->cur, p, n);
+    cc->in_bytes += n;
     return 0;
 
 body:
@@ -196,7 +253,7 @@ int cleanup_content_feed(struct cleanup_content *cc, const char *data,
 
         if (nl == NULL) {
             buf_append(&cc->line, data, n);
-            if (cc->block.len + cc->line.len > cc->limit) {
+            if (cc->in_bytes + cc->line.len > cc->limit) {
                 /* An over-long line ends the header block. */
                 if (end_headers(cc) < 0 ||
                     emit(cc, cc->line.data, cc->line.len) < 0)

@@ -19,5 +19,9 @@ int cmd_status(const char *confdir, int argc, char **argv);
 int cmd_conf(const char *confdir, int argc, char **argv);     /* conf [-d|-n|check] */
 int cmd_map(const char *confdir, int argc, char **argv);      /* map [-q key] type:file */
 int cmd_queue(const char *confdir, int argc, char **argv);    /* queue -p | -j | ... */
+int cmd_super(const char *confdir, int argc, char **argv);    /* super -d|-h|-H|-r ID|ALL */
+int cmd_cat(const char *confdir, int argc, char **argv);      /* cat [-e] [-h] [-b] ID|path */
+int cmd_passwd(const char *confdir, int argc, char **argv);   /* passwd [-s scheme] [-p pw] */
+int cmd_user(const char *confdir, int argc, char **argv);     /* user add|del|passwd|list */
 
 #endif

@@ -4,13 +4,19 @@
  *   posthorn map [type:]file        compile file into file.lmdb
  *   posthorn map -q key [type:]name print the value of key; exit 1 if absent
  *   posthorn map -s [type:]name     print every "key value" entry
+ *   posthorn map -d key [type:]file remove key from file.lmdb
  *
  * type defaults to lmdb; hash: and btree: name the same files, and -q/-s
- * work on any table type (texthash:, inline:{...}, static:, unix:...).
- * -q looks the key up as given (lowercased, no address search order),
- * like postmap -q.  main.cf is read from the configuration directory when
- * there is one, for lmdb_map_size; without it the defaults apply.
- * Exit status: 0 done/found, 1 key not found, 2 usage or any error.
+ * work on any table type (texthash:, inline:{...}, static:, unix:,
+ * pcre:, regexp:, cidr:, socketmap:...).  -q looks the key up as given
+ * (no address search order; lowercased except for pattern tables), like
+ * postmap -q.  -d changes the .lmdb file in place and leaves the source
+ * file alone, like postmap -d: the next build brings the key back unless
+ * the source loses it too.  main.cf is read from the configuration
+ * directory when there is one (lmdb_map_size, socketmap_timeout); without
+ * it the defaults apply.
+ * Exit status: 0 done/found/removed, 1 key not found, 2 usage or any
+ * error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,7 +37,8 @@ static int map_usage(void)
 {
     fprintf(stderr, "usage: posthorn map [type:]file\n"
                     "       posthorn map -q key [type:]name\n"
-                    "       posthorn map -s [type:]name\n");
+                    "       posthorn map -s [type:]name\n"
+                    "       posthorn map -d key [type:]file\n");
     return MAP_EXIT_ERROR;
 }
 
@@ -56,7 +63,7 @@ static int map_load_config(const char *confdir)
         config_free(cfg);
         return -1;
     }
-    maps_set_lmdb_map_size((size_t)config_size(cfg, "lmdb_map_size"));
+    maps_configure(cfg);
     config_free(cfg);
     return 0;
 }
@@ -87,7 +94,7 @@ static int map_print_entry(const char *key, const char *value, void *ctx)
 
 int cmd_map(const char *confdir, int argc, char **argv)
 {
-    const char *query = NULL, *file;
+    const char *query = NULL, *del = NULL, *file;
     bool dump = false;
     char err[512], *type, *spec;
     struct buf value = BUF_INIT;
@@ -97,6 +104,9 @@ int cmd_map(const char *confdir, int argc, char **argv)
     while (i < argc && argv[i][0] == '-' && argv[i][1] != 0) {
         if (strcmp(argv[i], "-q") == 0 && i + 1 < argc) {
             query = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc) {
+            del = argv[i + 1];
             i += 2;
         } else if (strcmp(argv[i], "-s") == 0) {
             dump = true;
@@ -108,13 +118,13 @@ int cmd_map(const char *confdir, int argc, char **argv)
             return map_usage();
         }
     }
-    if (i + 1 != argc || (query != NULL && dump))
+    if (i + 1 != argc || (query != NULL) + (del != NULL) + dump > 1)
         return map_usage();
     if (map_load_config(confdir) < 0)
         return MAP_EXIT_ERROR;
     spec = map_spec_of(argv[i], &type, &file);
 
-    if (query == NULL && !dump) {
+    if (query == NULL && del == NULL && !dump) {
         rc = map_build(type, file, err, sizeof(err)) < 0 ? MAP_EXIT_ERROR : 0;
         if (rc != 0)
             fprintf(stderr, "posthorn map: %s\n", err);
@@ -129,6 +139,18 @@ int cmd_map(const char *confdir, int argc, char **argv)
         rc = map_walk(m, map_print_entry, NULL, err, sizeof(err)) < 0
                  ? MAP_EXIT_ERROR
                  : 0;
+    } else if (del != NULL) {
+        switch (map_delete(m, del, err, sizeof(err))) {
+        case 1:
+            rc = 0;
+            break;
+        case 0:
+            rc = MAP_EXIT_NOTFOUND;
+            break;
+        default:
+            rc = MAP_EXIT_ERROR;
+            break;
+        }
     } else {
         switch (map_lookup(m, query, &value, err, sizeof(err))) {
         case MAP_FOUND:

@@ -1,5 +1,5 @@
 /*
- * cmd_queue - `posthorn queue`, Postfix's postqueue -p / -j:
+ * cmd_queue - `posthorn queue`, Postfix's postqueue:
  *
  *   posthorn queue -p   the mailq listing (Postfix's layout, column for
  *                       column): ID with '*' (active) or '!' (hold), size,
@@ -10,17 +10,30 @@
  *                       Postfix's field names: queue_name, queue_id,
  *                       arrival_time, message_size, forced_expire, sender,
  *                       recipients [{address, orig_address, delay_reason}]
+ *   posthorn queue -f   flush: ask qmgr to retry every deferred message now
+ *   posthorn queue -s site   the same for mail to one destination
+ *   posthorn queue -i ID     the same for one message
  *
- * Reads incoming/, active/, deferred/ and hold/ under queue_directory
- * directly (flat, or hashed one level deep by a one-hex-digit directory)
- * and defer/<ID> for delay reasons (global/defer_log.h).  Queue files are
- * parsed by qfile_read_envelope, so a torn or foreign file is reported on
- * stderr and skipped, never half-printed; a file that disappears while we
- * look (qmgr moved or removed it) is skipped silently.  Nothing is
- * written.  Text that came from the network (addresses, delay reasons) is
- * made safe for the terminal (-p) or escaped as valid UTF-8 JSON (-j).
- * Exit status: 0, 1 when the configuration or the queue cannot be read,
- * 2 for usage.
+ * The listing reads incoming/, active/, deferred/ and hold/ under
+ * queue_directory directly (flat, or hashed one level deep by a
+ * one-hex-digit directory) and defer/<ID> for delay reasons
+ * (global/defer_log.h).  Queue files are parsed by qfile_read_envelope, so
+ * a torn or foreign file is reported on stderr and skipped, never
+ * half-printed; a file that disappears while we look (qmgr moved or
+ * removed it) is skipped silently.  Nothing is written.  Text that came
+ * from the network (addresses, delay reasons) is made safe for the
+ * terminal (-p) or escaped as valid UTF-8 JSON (-j).
+ *
+ * -f, -s and -i only send a request to qmgr's socket (private/qmgr or
+ * public/qmgr, mail_proto.h) and return: qmgr does the work, and says in
+ * the log what it did.  The site and the ID are checked here (bounded,
+ * no control characters) before they go out; qmgr checks them again.
+ * Reading the queue needs the rights of mail_owner or root (the queue
+ * directories are 0700); the requests need access to qmgr's socket.
+ *
+ * Also home of what the other queue commands share (cmd_queue.h).
+ * Exit status: 0, 1 when the configuration or the queue cannot be read
+ * or qmgr cannot be reached, 2 for usage.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -35,13 +48,17 @@
 #include <unistd.h>
 
 #include "cli/cmd.h"
+#include "cli/cmd_queue.h"
 #include "global/config.h"
 #include "global/defer_log.h"
 #include "global/mail_proto.h"
 #include "global/qfile.h"
 #include "util/argv.h"
 #include "util/buf.h"
+#include "util/fsutil.h"
 #include "util/mem.h"
+#include "util/sock.h"
+#include "util/str.h"
 
 /* Postfix's mailq columns (short queue IDs). */
 #define QUEUE_STRING_FORMAT "%-11s %7s %-20s %s\n"
@@ -56,16 +73,10 @@ static const char *const queue_names[] = {
     MAIL_QUEUE_HOLD,
 };
 
-struct queue_item {
-    const char *queue;
-    char *id;
-    char *path;
-};
-
-struct queue_items {
-    struct queue_item *v;
-    size_t n, cap;
-};
+/* How long a request to qmgr may take to connect and go out. */
+#define QUEUE_TRIGGER_TIMEOUT_MS 10000
+/* Longest site name for -s (a domain name). */
+#define QUEUE_SITE_MAX 255
 
 static int queue_item_cmp(const void *a, const void *b)
 {
@@ -86,7 +97,7 @@ static void queue_items_add(struct queue_items *l, const char *queue,
     l->n++;
 }
 
-static void queue_items_free(struct queue_items *l)
+void queue_items_free(struct queue_items *l)
 {
     for (size_t i = 0; i < l->n; i++) {
         free(l->v[i].id);
@@ -100,12 +111,8 @@ static bool is_hash_dir_name(const char *s)
     return s[0] != 0 && s[1] == 0 && strchr("0123456789ABCDEF", s[0]) != NULL;
 }
 
-/*
- * Collect the queue files of one queue directory, descending into
- * one-hex-digit hash directories.  A missing directory is an empty queue.
- */
-static int queue_scan(const char *queue, const char *dir, bool top,
-                      struct queue_items *out)
+int queue_scan(const char *queue, const char *dir, bool top,
+               struct queue_items *out)
 {
     struct dirent *e;
     DIR *d = opendir(dir);
@@ -143,8 +150,7 @@ static int queue_scan(const char *queue, const char *dir, bool top,
     return 0;
 }
 
-/* asctime() layout without the locale: "Mon Nov 23 10:18:01 2026". */
-static void queue_format_time(char *out, size_t size, time_t t)
+void queue_format_time(char *out, size_t size, time_t t)
 {
     static const char *const days[] = {"Sun", "Mon", "Tue", "Wed",
                                        "Thu", "Fri", "Sat"};
@@ -415,31 +421,138 @@ static int queue_list(const char *queue_dir, bool json, FILE *out)
     return rc;
 }
 
+bool queue_locate(const char *queue_dir, const char *queue, const char *id,
+                  struct buf *path)
+{
+    struct stat st;
+
+    buf_reset(path);
+    buf_printf(path, "%s/%s/%s", queue_dir, queue, id);
+    if (lstat(path->data, &st) == 0 && S_ISREG(st.st_mode))
+        return true;
+    /* Hashed by the first character, as qfile's ID check looks. */
+    buf_reset(path);
+    buf_printf(path, "%s/%s/%c/%s", queue_dir, queue, id[0], id);
+    return lstat(path->data, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+struct config *queue_load_config(const char *confdir, const char *prog)
+{
+    struct config *cfg = config_new();
+    char err[1024];
+
+    if (config_load(cfg, confdir, NULL, err, sizeof(err)) < 0 ||
+        config_check(cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        config_free(cfg);
+        return NULL;
+    }
+    config_set_global(cfg);
+    return cfg;
+}
+
+int queue_trigger(const char *request, size_t len, char *err, size_t errlen)
+{
+    char path[4096], why[512];
+    int fd;
+
+    mail_private_socket(path, sizeof(path), MAIL_SERVICE_QMGR);
+    fd = sock_connect_unix(path, QUEUE_TRIGGER_TIMEOUT_MS, why, sizeof(why));
+    if (fd < 0) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (write_all(fd, request, len) < 0) {
+        snprintf(err, errlen, "write to %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* A destination for -s: a domain name or address literal, lowercased. */
+static bool queue_site_ok(char *site)
+{
+    size_t n = strlen(site);
+
+    if (n == 0 || n > QUEUE_SITE_MAX)
+        return false;
+    if (strspn(site, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789.-_[]:") != n)
+        return false;
+    str_lower(site);
+    return true;
+}
+
+static int queue_usage(void)
+{
+    fprintf(stderr,
+            "usage: posthorn queue -p | -j | -f | -s site | -i queue_id\n");
+    return 2;
+}
+
 int cmd_queue(const char *confdir, int argc, char **argv)
 {
     struct config *cfg;
+    struct buf request = BUF_INIT;
+    const char *what = NULL;
     char err[1024];
-    bool json;
-    int rc;
+    int rc = 0;
 
-    if (argc != 2 ||
-        (strcmp(argv[1], "-p") != 0 && strcmp(argv[1], "-j") != 0)) {
-        fprintf(stderr, "usage: posthorn queue -p | -j\n");
-        return 2;
-    }
-    json = strcmp(argv[1], "-j") == 0;
-    cfg = config_new();
-    if (config_load(cfg, confdir, NULL, err, sizeof(err)) < 0 ||
-        config_check(cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "posthorn queue: %s\n", err);
+    if (argc == 2 &&
+        (strcmp(argv[1], "-p") == 0 || strcmp(argv[1], "-j") == 0)) {
+        bool json = strcmp(argv[1], "-j") == 0;
+
+        if ((cfg = queue_load_config(confdir, "posthorn queue")) == NULL)
+            return 1;
+        rc = queue_list(config_str(cfg, "queue_directory"), json, stdout);
+        if (fflush(stdout) != 0 && errno != EPIPE) {
+            fprintf(stderr, "posthorn queue: write: %s\n", strerror(errno));
+            rc = -1;
+        }
         config_free(cfg);
+        return rc < 0 ? 1 : 0;
+    }
+
+    if (argc == 2 && strcmp(argv[1], "-f") == 0) {
+        buf_puts(&request, "F");
+        what = "flush mail queue";
+    } else if (argc == 3 && strcmp(argv[1], "-s") == 0) {
+        char *site = xstrdup(argv[2]);
+
+        if (!queue_site_ok(site)) {
+            fprintf(stderr, "posthorn queue: bad site name: %s\n", argv[2]);
+            free(site);
+            return 2;
+        }
+        buf_printf(&request, "S%s\n", site);
+        free(site);
+        what = "flush mail queue";
+    } else if (argc == 3 && strcmp(argv[1], "-i") == 0) {
+        if (!mail_queue_id_ok(argv[2])) {
+            fprintf(stderr, "posthorn queue: invalid mail queue id: %s\n",
+                    argv[2]);
+            return 2;
+        }
+        buf_printf(&request, "Q%s\n", argv[2]);
+        what = "schedule mail for delivery";
+    } else {
+        return queue_usage();
+    }
+    if ((cfg = queue_load_config(confdir, "posthorn queue")) == NULL) {
+        buf_free(&request);
         return 1;
     }
-    rc = queue_list(config_str(cfg, "queue_directory"), json, stdout);
-    if (fflush(stdout) != 0 && errno != EPIPE) {
-        fprintf(stderr, "posthorn queue: write: %s\n", strerror(errno));
-        rc = -1;
+    if (queue_trigger(request.data, request.len, err, sizeof(err)) < 0) {
+        /* postqueue's words: the usual cause is a stopped mail system. */
+        fprintf(stderr,
+                "posthorn queue: fatal: Cannot %s - mail system is down "
+                "(%s)\n",
+                what, err);
+        rc = 1;
     }
+    buf_free(&request);
     config_free(cfg);
-    return rc < 0 ? 1 : 0;
+    return rc;
 }

@@ -5,7 +5,9 @@
  *   posthorn [-c DIR] start | start-fg | stop | abort | reload | status
  *   posthorn [-c DIR] conf [-d | -n | check] [name ...]
  *   posthorn [-c DIR] map [-q key] [type:]file
- *   posthorn [-c DIR] queue -p | -j
+ *   posthorn [-c DIR] queue -p | -j | -f | -s site | -i ID
+ *   posthorn [-c DIR] super [-d|-h|-H|-r ID|ALL|-]... [queue...]
+ *   posthorn [-c DIR] cat [-e] [-h] [-b] ID|path
  *
  * Sub-commands are rows in the table below; each is implemented in
  * cmd_<name>.c.  -c defaults to $POSTHORN_CONFIG_DIR, then /etc/posthorn.
@@ -33,7 +35,11 @@ static const struct command commands[] = {
     {"status", cmd_status, "tell whether the mail system runs"},
     {"conf", cmd_conf, "show or check parameters: conf [-d|-n|check] [name...]"},
     {"map", cmd_map, "compile or query a lookup table: map [-q key] type:file"},
-    {"queue", cmd_queue, "list the queue: queue -p | -j"},
+    {"queue", cmd_queue, "list or flush: queue -p|-j|-f|-s site|-i ID"},
+    {"super", cmd_super, "delete, hold, release, requeue: super -d|-h|-H|-r"},
+    {"cat", cmd_cat, "show a queue file: cat [-e] [-h] [-b] ID|path"},
+    {"passwd", cmd_passwd, "hash a password for the passdb: passwd [-s scheme]"},
+    {"user", cmd_user, "edit the passdb: user add|del|passwd|list [user]"},
 };
 
 static void usage(void)

@@ -9,6 +9,7 @@
  *   active/    files qmgr is working on
  *   deferred/  files waiting for their retry time (mtime = next retry)
  *   hold/      held by the administrator
+ *   maildrop/  local submissions (sendmail), mode 1733: see below
  *   corrupt/   files that failed to parse (never deleted automatically)
  *   defer/     per-message delay reasons, one file per queue ID
  *   tmp/       files being written by cleanup (not yet acknowledged)
@@ -82,6 +83,62 @@
  *                                log it again
  * status 2 = the next hop took responsibility (2xx to the end of data, or
  * LMTP's 2xx for that recipient).
+ *
+ * ---- sendmail -> maildrop/ -> pickup -> cleanup ----
+ * maildrop/ is world-writable and sticky (1733, owned by mail_owner), so
+ * any local user can drop a file but not list, read by name guessing
+ * (names are random), rename or remove anyone else's.  sendmail writes
+ * maildrop/.<random> (mode 0600 while written), makes it 0644, fsyncs it
+ * and renames it to maildrop/<random> ([0-9a-f], no dot): only then does
+ * it exit 0.  The file is a queue file (qfile.h) with this subset of the
+ * grammar:  V T S R+ M B* Z E  -- no 'A' and no 'D' records, recipients
+ * with empty orig/notify/orcpt fields, at most MAIL_MAILDROP_RCPT_MAX of
+ * them, sender "" or an internal-form address, every recipient an
+ * internal-form address.  Names starting with "." are files still being
+ * written.  pickup (one persistent process) treats every file as hostile:
+ * it checks type, link count, size, name and that grammar, logs the
+ * owner's uid, and hands the message to cleanup with the smtpd -> cleanup
+ * protocol (no client_* attributes: a local submission; uid=<owner> is
+ * sent as an extra attribute).  It removes the file only after cleanup's
+ * status=0; what fails the checks, or what cleanup refuses for good
+ * (status=5), goes to corrupt/.
+ *
+ * ---- posthorn queue / super / sendmail -q -> qmgr  (socket qmgr) ----
+ * The tools connect, write one request and hang up (qmgr.c has the
+ * whole trigger list and its bounds):
+ *        "F"            flush: every deferred message is due now
+ *        "S" site "\n"  deferred mail with a recipient for that domain or
+ *                       next hop is due now (queue -s, sendmail -qR)
+ *        "Q" ID "\n"    that one message is scheduled now (queue -i)
+ *        "D"            scan deferred/ (super -H released mail, due now)
+ *        "I"            scan incoming/ (super -r requeued mail)
+ *
+ * ---- smtpd, pop3d, imapd, resolver -> auth  (unix socket private/auth) ----
+ * One connection carries many requests, one at a time; clients keep it
+ * (global/auth_client.h).  auth is the only reader of the passdb file.
+ * Request "check a password":
+ *        request=passdb_verify  user=<login name>  password=<bytes>
+ *        client_addr=<numeric address> (optional)  service=smtp|pop3|imap
+ * Request "look an account up" (recipient checks, mailbox location,
+ * mechanisms that need the secret):
+ *        request=passdb_lookup  user=<name>  want_secret=1 (optional)
+ * auth replies with one frame:
+ *        status=ok  user=<canonical, lower case>  uid=<n>  gid=<n>
+ *                   home=<absolute path>  (each of the three only when the
+ *                   account has it)  password=<plain secret> (lookup with
+ *                   want_secret=1 of a {PLAIN} account only)
+ *        status=fail  reason=<text>        verify: wrong password, unknown
+ *                                          user or login disabled (the
+ *                                          client is not told which)
+ *        status=notfound                   lookup: no such account
+ *        status=tempfail  reason=<text>    passdb unset or unreadable,
+ *                                          malformed request: try later
+ * user is 1..255 bytes, password at most 511, both without NUL or control
+ * characters; values are bounded to 4096 bytes per frame.  A verify
+ * answer (ok or fail) may be held back for the failure delay
+ * (auth_failure_delay, doubling per recent failure of the client address
+ * or the user, up to auth_failure_max_delay); clients wait that long plus
+ * 30s.  Lookups are never delayed and never count as failures.
  */
 #ifndef GLOBAL_MAIL_PROTO_H
 #define GLOBAL_MAIL_PROTO_H
@@ -100,10 +157,15 @@ struct groupsync;
 #define MAIL_QUEUE_PRIVATE "private"
 #define MAIL_QUEUE_PUBLIC "public"
 #define MAIL_QUEUE_PID "pid"
+#define MAIL_QUEUE_MAILDROP "maildrop"
 
 #define MAIL_SERVICE_CLEANUP "cleanup"
 #define MAIL_SERVICE_QMGR "qmgr"
 #define MAIL_SERVICE_LOCAL "local"
+#define MAIL_SERVICE_PICKUP "pickup"
+
+/* Recipients one maildrop file may carry (sendmail and pickup agree). */
+#define MAIL_MAILDROP_RCPT_MAX 2000
 
 /* Largest content frame and largest non-content frame. */
 #define MAIL_PROTO_CHUNK (64 * 1024)

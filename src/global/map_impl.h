@@ -5,7 +5,10 @@
  * A type is one row in map_types[] (map_types.c) and one file
  * (map_<type>.c) holding its functions.  The maps layer has already
  * lowercased the key and checked its length before lookup() runs, and it
- * resets the result buffer; lookup() fills it only on MAP_FOUND.
+ * resets the result buffer; lookup() fills it only on MAP_FOUND.  Pattern
+ * types (MAP_TYPE_PATTERN: pcre:, regexp:, cidr:, socketmap:) get the key
+ * exactly as given (not lowercased), up to MAP_PATTERN_KEY_MAX bytes, as
+ * Postfix does for its pattern tables.
  */
 #ifndef GLOBAL_MAP_IMPL_H
 #define GLOBAL_MAP_IMPL_H
@@ -31,7 +34,12 @@ struct map_type {
     /* Visit every entry (NULL: the type cannot be listed). */
     int (*walk)(struct map *m, map_walk_fn fn, void *ctx, char *err,
                 size_t errlen);
+    /* Remove key: 1 removed, 0 absent, -1 + err (NULL: read-only type). */
+    int (*del)(struct map *m, const char *key, char *err, size_t errlen);
+    unsigned flags; /* MAP_TYPE_* */
 };
+
+#define MAP_TYPE_PATTERN 1 /* keys as given: no lowercasing, longer bound */
 
 struct map {
     const struct map_type *type;
@@ -52,6 +60,7 @@ void map_lmdb_close(struct map *m);
 int map_lmdb_build(const char *path, char *err, size_t errlen);
 int map_lmdb_walk(struct map *m, map_walk_fn fn, void *ctx, char *err,
                   size_t errlen);
+int map_lmdb_delete(struct map *m, const char *key, char *err, size_t errlen);
 
 int map_texthash_open(struct map *m, const char *name, char *err,
                       size_t errlen);
@@ -74,6 +83,38 @@ int map_unix_open(struct map *m, const char *name, char *err, size_t errlen);
 enum map_result map_unix_lookup(struct map *m, const char *key,
                                 struct buf *result, char *err, size_t errlen);
 void map_unix_close(struct map *m);
+
+int map_pcre_open(struct map *m, const char *name, char *err, size_t errlen);
+int map_regexp_open(struct map *m, const char *name, char *err, size_t errlen);
+int map_cidr_open(struct map *m, const char *name, char *err, size_t errlen);
+/* The three above share their rule engine (map_pattern.c). */
+enum map_result map_pattern_lookup(struct map *m, const char *key,
+                                   struct buf *result, char *err,
+                                   size_t errlen);
+void map_pattern_close(struct map *m);
+
+int map_socketmap_open(struct map *m, const char *name, char *err,
+                       size_t errlen);
+enum map_result map_socketmap_lookup(struct map *m, const char *key,
+                                     struct buf *result, char *err,
+                                     size_t errlen);
+void map_socketmap_close(struct map *m);
+/* socketmap_timeout, set through maps_configure(). */
+extern int map_socketmap_timeout_ms;
+
+/*
+ * The logical-line reader under map_source_read and the pattern tables:
+ * skips comment lines ("#" as first non-blank), ends an entry at an empty
+ * line, joins a line that starts with whitespace to the previous one (one
+ * blank between them), strips the line ends, and calls fn with each
+ * logical line and
+ * the number of its first physical line.  fn may modify text.  Bounds and
+ * errors as map_source_read.  Returns 0 or -1.
+ */
+typedef int (*map_source_line_fn)(char *text, const char *path, long line,
+                                  void *ctx, char *err, size_t errlen);
+int map_source_lines(const char *path, map_source_line_fn fn, void *ctx,
+                     char *err, size_t errlen);
 
 /*
  * The source-file reader shared by lmdb builds and texthash: calls fn for

@@ -268,6 +268,106 @@ int map_lmdb_walk(struct map *m, map_walk_fn fn, void *ctx, char *err,
     return 0;
 }
 
+/* ---- removing one key (posthorn map -d) ---- */
+
+/*
+ * Open the table's current file for writing under an exclusive lock,
+ * which waits for readers to finish their transactions (they hold shared
+ * locks around each one).  A build that renamed a new file into place
+ * while we waited makes us start over on that file.
+ */
+static int lmdb_open_write(const char *path, MDB_env **envp, int *fdp,
+                           char *err, size_t errlen)
+{
+    for (int i = 0; i < LMDB_LOCK_TRIES; i++) {
+        struct stat fst, pst;
+        MDB_envinfo info;
+        MDB_env *env;
+        int rc, fd;
+
+        if ((rc = mdb_env_create(&env)) != 0) {
+            snprintf(err, errlen, "open %s: %s", path, mdb_strerror(rc));
+            return -1;
+        }
+        if ((rc = mdb_env_open(env, path, MDB_NOSUBDIR | MDB_NOLOCK, 0644)) !=
+                0 ||
+            (rc = mdb_env_get_fd(env, &fd)) != 0) {
+            snprintf(err, errlen, "open %s: %s", path, mdb_strerror(rc));
+            mdb_env_close(env);
+            return -1;
+        }
+        if (lmdb_lock(fd, F_WRLCK) < 0) {
+            snprintf(err, errlen, "lock %s: %s", path, strerror(errno));
+            mdb_env_close(env);
+            return -1;
+        }
+        if (fstat(fd, &fst) == 0 && stat(path, &pst) == 0 &&
+            fst.st_dev == pst.st_dev && fst.st_ino == pst.st_ino) {
+            /* Room for the copy-on-write pages of the change. */
+            if (mdb_env_info(env, &info) == 0)
+                (void)mdb_env_set_mapsize(env, info.me_mapsize * 2);
+            *envp = env;
+            *fdp = fd;
+            return 0;
+        }
+        mdb_env_close(env); /* drops the lock */
+    }
+    snprintf(err, errlen, "lock %s: file keeps changing", path);
+    return -1;
+}
+
+int map_lmdb_delete(struct map *m, const char *key, char *err, size_t errlen)
+{
+    struct lmdb_map *lm = m->ctx;
+    size_t klen = strlen(key), maxkey;
+    int removed = 0, rc, fd;
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+
+    if (lmdb_open_write(lm->path, &env, &fd, err, errlen) < 0)
+        return -1;
+    maxkey = (size_t)mdb_env_get_maxkeysize(env);
+    if (klen == 0 || klen > maxkey) {
+        mdb_env_close(env);
+        return 0;
+    }
+    if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
+        snprintf(err, errlen, "write %s: %s", lm->path, mdb_strerror(rc));
+        mdb_env_close(env);
+        return -1;
+    }
+    if ((rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0) {
+        mdb_txn_abort(txn);
+        snprintf(err, errlen, "write %s: %s", lm->path, mdb_strerror(rc));
+        mdb_env_close(env);
+        return -1;
+    }
+    /* Both spellings: ours, and Postfix's with a trailing NUL. */
+    for (size_t extra = 0; extra < 2 && klen + extra <= maxkey; extra++) {
+        MDB_val k = {.mv_size = klen + extra, .mv_data = (void *)key};
+
+        rc = mdb_del(txn, dbi, &k, NULL);
+        if (rc == 0)
+            removed = 1;
+        else if (rc != MDB_NOTFOUND)
+            break;
+        rc = 0;
+    }
+    if (rc == 0)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    if (rc == 0)
+        rc = mdb_env_sync(env, 1);
+    mdb_env_close(env); /* also releases the lock */
+    if (rc != 0) {
+        snprintf(err, errlen, "write %s: %s", lm->path, mdb_strerror(rc));
+        return -1;
+    }
+    return removed;
+}
+
 /* ---- building ---- */
 
 struct lmdb_build {

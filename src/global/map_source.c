@@ -1,6 +1,7 @@
 /*
  * map_source - read a table source file (postmap format) for lmdb builds
- * and texthash tables.
+ * and texthash tables; its logical-line reader (comments, continuation
+ * lines, bounds) also reads the pattern tables' rule files.
  *
  * Format, as Postfix's:
  *   key  whitespace  value
@@ -89,8 +90,8 @@ static int source_entry(char *text, const char *path, long line,
     return rc;
 }
 
-int map_source_read(const char *path, map_source_fn fn, void *ctx, char *err,
-                    size_t errlen)
+int map_source_lines(const char *path, map_source_line_fn fn, void *ctx,
+                     char *err, size_t errlen)
 {
     FILE *fp;
     struct stat st;
@@ -141,8 +142,7 @@ int map_source_read(const char *path, map_source_fn fn, void *ctx, char *err,
             continue;
         if (*p == 0) {
             if (entry.len > 0)
-                rc = source_entry(entry.data, path, entry_line, fn, ctx, err,
-                                  errlen);
+                rc = fn(entry.data, path, entry_line, ctx, err, errlen);
             buf_reset(&entry);
             continue;
         }
@@ -157,8 +157,7 @@ int map_source_read(const char *path, map_source_fn fn, void *ctx, char *err,
             buf_putc(&entry, ' ');
         } else {
             if (entry.len > 0)
-                rc = source_entry(entry.data, path, entry_line, fn, ctx, err,
-                                  errlen);
+                rc = fn(entry.data, path, entry_line, ctx, err, errlen);
             buf_reset(&entry);
             entry_line = lineno;
             if (rc < 0)
@@ -176,9 +175,30 @@ int map_source_read(const char *path, map_source_fn fn, void *ctx, char *err,
         rc = -1;
     }
     if (rc == 0 && entry.len > 0)
-        rc = source_entry(entry.data, path, entry_line, fn, ctx, err, errlen);
+        rc = fn(entry.data, path, entry_line, ctx, err, errlen);
     free(line);
     buf_free(&entry);
     fclose(fp);
     return rc;
+}
+
+struct source_ctx {
+    map_source_fn fn;
+    void *ctx;
+};
+
+static int source_line(char *text, const char *path, long line, void *ctx,
+                       char *err, size_t errlen)
+{
+    struct source_ctx *sc = ctx;
+
+    return source_entry(text, path, line, sc->fn, sc->ctx, err, errlen);
+}
+
+int map_source_read(const char *path, map_source_fn fn, void *ctx, char *err,
+                    size_t errlen)
+{
+    struct source_ctx sc = {fn, ctx};
+
+    return map_source_lines(path, source_line, &sc, err, errlen);
 }

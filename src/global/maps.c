@@ -5,8 +5,10 @@
  * Table names come from main.cf (trusted administrator text, but still
  * checked: unknown types and bad syntax are errors naming the table).
  * Keys come from the network: they are bounded (MAP_KEY_MAX; longer keys
- * are never found) and lowercased here once, since every type we have is
- * case-insensitive.  A table that cannot be read is MAP_ERROR, which
+ * are never found) and lowercased here once, since every indexed type is
+ * case-insensitive.  Pattern types (pcre:, regexp:, cidr:, socketmap:)
+ * get the key as given, as Postfix passes them, with the larger bound
+ * MAP_PATTERN_KEY_MAX.  A table that cannot be read is MAP_ERROR, which
  * callers turn into a temporary failure, never into "not found".
  *
  * "proxy:type:name" opens type:name directly: Postfix's proxymap exists
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include "global/addr.h"
+#include "global/config.h"
 #include "global/map_impl.h"
 #include "util/mem.h"
 #include "util/str.h"
@@ -74,6 +77,14 @@ enum map_result map_lookup(struct map *m, const char *key, struct buf *result,
     char *folded;
 
     buf_reset(result);
+    if (m->type->flags & MAP_TYPE_PATTERN) {
+        if (strnlen(key, MAP_PATTERN_KEY_MAX + 1) > MAP_PATTERN_KEY_MAX)
+            return MAP_NOTFOUND;
+        r = m->type->lookup(m, key, result, err, errlen);
+        if (r != MAP_FOUND)
+            buf_reset(result);
+        return r;
+    }
     if (strnlen(key, MAP_KEY_MAX + 1) > MAP_KEY_MAX)
         return MAP_NOTFOUND;
     folded = addr_fold(key);
@@ -106,6 +117,32 @@ int map_walk(struct map *m, map_walk_fn fn, void *ctx, char *err, size_t errlen)
         return -1;
     }
     return m->type->walk(m, fn, ctx, err, errlen);
+}
+
+int map_delete(struct map *m, const char *key, char *err, size_t errlen)
+{
+    char *folded;
+    int rc;
+
+    if (m->type->del == NULL) {
+        snprintf(err, errlen, "table '%s': a %s: table cannot be changed",
+                 m->spec, m->type->name);
+        return -1;
+    }
+    if (strnlen(key, MAP_KEY_MAX + 1) > MAP_KEY_MAX)
+        return 0;
+    folded = addr_fold(key);
+    rc = m->type->del(m, folded, err, errlen);
+    free(folded);
+    return rc;
+}
+
+void maps_configure(struct config *cfg)
+{
+    long long t = config_time(cfg, "socketmap_timeout");
+
+    maps_set_lmdb_map_size((size_t)config_size(cfg, "lmdb_map_size"));
+    map_socketmap_timeout_ms = t > 3600 ? 3600 * 1000 : (int)t * 1000;
 }
 
 int map_build(const char *type, const char *path, char *err, size_t errlen)
@@ -253,9 +290,15 @@ enum map_result maplist_lookup_addr(struct maplist *l, const char *addr,
         argv_add(&keys, k);
         free(k);
     }
+    /*
+     * Pattern tables see the whole address only, never the partial keys
+     * (Postfix: "user@domain mail addresses are not broken up").
+     */
     buf_reset(result);
     for (size_t i = 0; i < keys.n && r == MAP_NOTFOUND; i++)
-        r = maplist_lookup(l, keys.v[i], result, err, errlen);
+        for (size_t t = 0; l != NULL && t < l->n && r == MAP_NOTFOUND; t++)
+            if (i == 0 || !(l->v[t]->type->flags & MAP_TYPE_PATTERN))
+                r = map_lookup(l->v[t], keys.v[i], result, err, errlen);
     argv_free(&keys);
     free(local);
     return r;

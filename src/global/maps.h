@@ -10,6 +10,11 @@
  *   inline:{ key=value, key2=value2 }
  *   static:value   every lookup finds value
  *   unix:passwd.byname   the system password file (key = user name)
+ *   pcre:/path     "/regex/flags result" rules, first match wins (PCRE2)
+ *   regexp:/path   the same syntax with POSIX regular expressions
+ *   cidr:/path     "network/prefix result" rules, first match wins
+ *   socketmap:inet:host:port:name, socketmap:unix:/path:name
+ *                  Postfix's socketmap protocol (netstrings) to a server
  *
  * Source file format (lmdb, texthash): "key whitespace value"; "#"
  * comments; a line starting with whitespace continues the previous one;
@@ -23,6 +28,13 @@
  *   local), @domain.
  * Results are copied into a caller buffer.  A lookup error (unreadable
  * file) is MAP_ERROR, which callers turn into a temporary failure.
+ *
+ * Pattern tables (pcre:, regexp:, cidr:, socketmap:) see the key as
+ * given, neither lowercased nor split (an address search gives them the
+ * whole address only, as Postfix does), up to MAP_PATTERN_KEY_MAX bytes
+ * (longer keys are not found: callers that match long text such as
+ * message headers cut it to that length first).  The other types
+ * lowercase keys and find none longer than 4096 bytes.
  */
 #ifndef GLOBAL_MAPS_H
 #define GLOBAL_MAPS_H
@@ -34,6 +46,8 @@
 #include "util/buf.h"
 
 enum map_result { MAP_FOUND = 0, MAP_NOTFOUND = 1, MAP_ERROR = -1 };
+
+#define MAP_PATTERN_KEY_MAX (1024 * 1024)
 
 struct map;
 
@@ -56,10 +70,26 @@ int map_walk(struct map *m, map_walk_fn fn, void *ctx, char *err,
              size_t errlen);
 
 /*
+ * Remove key from a table that can be changed in place (lmdb:, hash:,
+ * btree:; `posthorn map -d`).  The key is lowercased as lookups do.
+ * Returns 1 removed, 0 not there, -1 with err set (also for a type that
+ * cannot be changed).
+ */
+int map_delete(struct map *m, const char *key, char *err, size_t errlen);
+
+/*
  * Initial size of an LMDB file being built (lmdb_map_size); builds double
  * it when it fills up.  Default 16 MiB.
  */
 void maps_set_lmdb_map_size(size_t bytes);
+
+/*
+ * Apply the main.cf settings of the table layer: lmdb_map_size and
+ * socketmap_timeout.  Called once after main.cf is loaded (the server
+ * skeleton, `posthorn map`); without it the defaults apply.
+ */
+struct config;
+void maps_configure(struct config *cfg);
 
 /*
  * Split a list parameter into its entries at commas and whitespace that

@@ -124,8 +124,7 @@ static struct param_def param_rows[] = {
     {"default_transport", PARAM_STR, "smtp", 0,
      "Transport for recipients in no local, virtual or relay domain."},
     {"delay_warning_time", PARAM_TIME, "0h", 'h',
-     "Send a delay notice after mail is this old (0 = never).", .min = 0,
-     .flags = PARAM_NOT_YET},
+     "Send a delay notice after mail is this old (0 = never).", .min = 0},
     {"disable_vrfy_command", PARAM_BOOL, "no", 0,
      "Refuse the SMTP VRFY command (502) instead of answering 252."},
     {"duplicate_filter_limit", PARAM_INT, "1000", 0,
@@ -352,8 +351,9 @@ static struct param_def param_rows[] = {
      "Obsolete name of virtual_alias_maps, kept so old configurations work."},
     {"virtual_minimum_uid", PARAM_INT, "100", 0,
      "Smallest uid a virtual mailbox may be owned by.", .min = 1},
-    {"virtual_transport", PARAM_STR, "virtual", 0,
-     "Transport for recipients in $virtual_mailbox_domains."},
+    {"virtual_transport", PARAM_STR, "local", 0,
+     "Transport for recipients in $virtual_mailbox_domains (Postfix: "
+     "virtual; posthorn's local agent delivers virtual mailboxes too)."},
     {"virtual_uid_maps", PARAM_LIST, "", 0,
      "User id that owns virtual mailboxes (e.g. static:5000)."},
 
@@ -365,6 +365,9 @@ static struct param_def param_rows[] = {
 #define PARAMS_SMTP_PART 's'
 #include "global/params_smtp.inc"
 #undef PARAMS_SMTP_PART
+#endif
+#if __has_include("global/params_qmgr.inc")
+#include "global/params_qmgr.inc"
 #endif
 #if __has_include("global/params_auth.inc")
 #include "global/params_auth.inc"

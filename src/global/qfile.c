@@ -5,7 +5,8 @@
  * buffers records in memory, writing every QFILE_FLUSH bytes and at least
  * once a minute (so qmgr can tell a live tmp file from a dead one).
  * Commit appends 'E', writes the rest, fsync()s the file, renames it to
- * incoming/<ID> with RENAME_NOREPLACE and fsync()s incoming/.  Only then
+ * incoming/<ID> (or hold/<ID>: header_checks HOLD) with RENAME_NOREPLACE
+ * and fsync()s that directory.  Only then
  * is the message acknowledged; a crash before that leaves a file in tmp/
  * that nobody acknowledged, which recovery removes.  The queue directory
  * and incoming/ stay open (O_DIRECTORY) for the life of the process and
@@ -22,6 +23,7 @@
 
 #include <stdbool.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -528,20 +530,21 @@ static int qfile_rename_noreplace(struct qfile_writer *w, const char *dst)
 }
 
 /*
- * fsync the incoming/ we renamed into: the cached descriptor when it is
- * that directory (the normal case, no open per message), else a fresh one.
+ * fsync the queue directory we renamed into: for incoming/ the cached
+ * descriptor when it is that directory (the normal case, no open per
+ * message), else a fresh one.
  */
-static int qfile_fsync_incoming(struct qfile_writer *w)
+static int qfile_fsync_queue(struct qfile_writer *w, const char *queue)
 {
     struct stat st;
     int fd, rc, saved;
 
-    if (qdir_cache.incoming_fd >= 0 &&
+    if (strcmp(queue, MAIL_QUEUE_INCOMING) == 0 &&
+        qdir_cache.incoming_fd >= 0 &&
         fstatat(w->qdir_fd, MAIL_QUEUE_INCOMING, &st, 0) == 0 &&
         st.st_dev == qdir_cache.dev && st.st_ino == qdir_cache.ino)
         return fsync(qdir_cache.incoming_fd);
-    fd = openat(w->qdir_fd, MAIL_QUEUE_INCOMING,
-                O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = openat(w->qdir_fd, queue, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     rc = fsync(fd);
@@ -570,9 +573,18 @@ static bool qfile_use_groupsync(const struct qfile_writer *w)
 int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
                         char *err, size_t errlen)
 {
-    char dst[MAIL_QUEUE_ID_MAX + sizeof(MAIL_QUEUE_INCOMING) + 1];
+    return qfile_writer_commit_to(w, MAIL_QUEUE_INCOMING, id, err, errlen);
+}
+
+int qfile_writer_commit_to(struct qfile_writer *w, const char *queue,
+                           char id[MAIL_QUEUE_ID_MAX], char *err, size_t errlen)
+{
+    char dst[MAIL_QUEUE_ID_MAX + 16];
     int tries;
     bool group = qfile_use_groupsync(w);
+
+    assert(strcmp(queue, MAIL_QUEUE_INCOMING) == 0 ||
+           strcmp(queue, MAIL_QUEUE_HOLD) == 0);
 
     qfile_put(w, QREC_END, "", 0);
     if (!w->error[0] && w->state != QS_END)
@@ -589,7 +601,7 @@ int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
         qfile_fail(w, "fsync %s/%s: %s", w->queue_dir, w->tmp_name,
                    strerror(errno));
     for (tries = 0; !w->error[0]; tries++) {
-        snprintf(dst, sizeof(dst), "%s/%s", MAIL_QUEUE_INCOMING, w->id);
+        snprintf(dst, sizeof(dst), "%s/%s", queue, w->id);
         if (qfile_rename_noreplace(w, dst) == 0)
             break;
         if (errno != EEXIST || tries >= QFILE_NAME_TRIES) {
@@ -613,9 +625,10 @@ int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
      * not survive a crash either, the client's retry makes a duplicate,
      * which is the safe direction.
      */
-    if ((group ? groupsync_sync(qfile_gsync) : qfile_fsync_incoming(w)) < 0) {
-        snprintf(err, errlen, "fsync %s/%s: %s", w->queue_dir,
-                 MAIL_QUEUE_INCOMING, strerror(errno));
+    if ((group ? groupsync_sync(qfile_gsync) : qfile_fsync_queue(w, queue)) <
+        0) {
+        snprintf(err, errlen, "fsync %s/%s: %s", w->queue_dir, queue,
+                 strerror(errno));
         if (unlinkat(w->qdir_fd, dst, 0) < 0)
             log_warn("remove %s/%s: %s", w->queue_dir, dst, strerror(errno));
         qfile_writer_free(w);

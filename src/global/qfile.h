@@ -98,6 +98,14 @@ void qfile_put_rcpt(struct qfile_writer *w, const char *addr,
 int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
                         char *err, size_t errlen);
 /*
+ * The same into another queue: MAIL_QUEUE_INCOMING (what commit does) or
+ * MAIL_QUEUE_HOLD (header_checks HOLD: the message waits there, unseen
+ * by qmgr, until the administrator releases or deletes it).
+ */
+int qfile_writer_commit_to(struct qfile_writer *w, const char *queue,
+                           char id[MAIL_QUEUE_ID_MAX], char *err,
+                           size_t errlen);
+/*
  * Use group commit (util/groupsync.h) for commits on that file system
  * instead of fsync of the file and of incoming/.  NULL turns it off.
  */

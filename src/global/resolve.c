@@ -12,6 +12,14 @@
  * Domain lists (mydestination, virtual_*_domains, relay_domains) hold
  * names, ".parent" patterns that match every subdomain, and type:table
  * entries in which the domain is looked up as a key.
+ *
+ * With passdb set, an account of the password database is a virtual
+ * mailbox recipient too (one list of users for smtpd, local and the
+ * POP3/IMAP logins).  Only auth reads that file, so the resolver asks it
+ * (auth_lookup, no password in the answer) after virtual_mailbox_maps had
+ * no entry; no answer is MAP_ERROR, a temporary failure.  Nothing is
+ * cached: auth answers from memory, and an account added or removed
+ * counts from the next recipient on.
  */
 #include "global/resolve.h"
 
@@ -21,6 +29,7 @@
 #include <unistd.h>
 
 #include "global/addr.h"
+#include "global/auth_client.h"
 #include "util/argv.h"
 #include "util/mem.h"
 #include "util/str.h"
@@ -46,6 +55,7 @@ struct resolver {
     char *mailbox_base;
     char *home_mailbox;
     long long minimum_uid;
+    bool passdb; /* passdb is set: ask auth about accounts */
 };
 
 const char *addr_class_name(enum addr_class c)
@@ -194,6 +204,7 @@ struct resolver *resolver_open(struct config *cfg, char *err, size_t errlen)
     r->mailbox_base = xstrdup(config_str(cfg, "virtual_mailbox_base"));
     r->home_mailbox = xstrdup(config_str(cfg, "home_mailbox"));
     r->minimum_uid = config_int(cfg, "virtual_minimum_uid");
+    r->passdb = *config_str(cfg, "passdb") != 0;
     return r;
 
 fail:
@@ -277,6 +288,37 @@ static enum map_result resolve_find(struct resolver *r, struct maplist *l,
                                errlen);
 }
 
+/*
+ * The passdb account of a virtual mailbox address: the address as given,
+ * then without its recipient_delimiter extension (user+ext@domain).
+ */
+static enum map_result resolve_passdb(struct resolver *r, const char *addr,
+                                      struct auth_result *acct, char *err,
+                                      size_t errlen)
+{
+    long at = addr_split(addr);
+    int rc;
+
+    if (!r->passdb)
+        return MAP_NOTFOUND;
+    rc = auth_lookup(addr, false, acct, err, errlen);
+    if (rc == AUTH_FAIL && at > 0) {
+        char *local = xstrndup(addr, (size_t)at);
+        size_t ext = addr_ext_offset(local, r->delimiters);
+
+        if (ext < (size_t)at) {
+            char *base = xasprintf("%.*s%s", (int)ext, addr, addr + at);
+
+            rc = auth_lookup(base, false, acct, err, errlen);
+            free(base);
+        }
+        free(local);
+    }
+    if (rc == AUTH_TEMPFAIL)
+        return MAP_ERROR;
+    return rc == AUTH_OK ? MAP_FOUND : MAP_NOTFOUND;
+}
+
 enum map_result resolve_recipient_known(struct resolver *r, const char *addr,
                                         char *err, size_t errlen)
 {
@@ -309,6 +351,11 @@ enum map_result resolve_recipient_known(struct resolver *r, const char *addr,
         case ADDR_CLASS_VIRTUAL_MAILBOX:
             res = resolve_find(r, r->virtual_mailbox_maps, addr, false, &value,
                                err, errlen);
+            if (res == MAP_NOTFOUND) {
+                struct auth_result acct;
+
+                res = resolve_passdb(r, addr, &acct, err, errlen);
+            }
             break;
         default:
             break;
@@ -379,6 +426,72 @@ static enum map_result resolve_id(struct resolver *r, struct maplist *l,
     return res;
 }
 
+/*
+ * The mailbox of a passdb account: its home + "/Maildir/", or
+ * virtual_mailbox_base/domain/user/ when it has none; its uid and gid,
+ * or virtual_uid_maps / virtual_gid_maps where the account has none.
+ */
+static enum map_result
+resolve_passdb_mailbox(struct resolver *r, const char *addr,
+                       const struct auth_result *acct, struct buf *path,
+                       uid_t *uid, gid_t *gid, char *err, size_t errlen)
+{
+    enum map_result res = MAP_FOUND;
+    const char *bad;
+    long long u = acct->uid, g = acct->gid;
+
+    if (*acct->home != 0) {
+        if ((bad = resolve_bad_path(acct->home + 1)) != NULL ||
+            acct->home[0] != '/') {
+            snprintf(err, errlen, "passdb home '%s' of %s %s", acct->home, addr,
+                     bad ? bad : "is not absolute");
+            return MAP_ERROR;
+        }
+        resolve_join(path, acct->home, "Maildir/");
+    } else {
+        struct buf rel = BUF_INIT;
+        long at;
+
+        if (*r->mailbox_base == 0) {
+            snprintf(err, errlen,
+                     "passdb account %s has no home and "
+                     "virtual_mailbox_base is not set",
+                     addr);
+            return MAP_ERROR;
+        }
+        /* The account's own name: the address may carry an extension. */
+        at = addr_split(acct->user);
+        buf_printf(&rel, "%s/%.*s/", at >= 0 ? acct->user + at + 1 : "",
+                   (int)(at >= 0 ? at : (long)strlen(acct->user)), acct->user);
+        if ((bad = resolve_bad_path(rel.data)) != NULL) {
+            snprintf(err, errlen, "mailbox '%s' of passdb account %s %s",
+                     rel.data, addr, bad);
+            buf_free(&rel);
+            return MAP_ERROR;
+        }
+        resolve_join(path, r->mailbox_base, rel.data);
+        buf_free(&rel);
+    }
+    if (u < 0)
+        res = resolve_id(r, r->virtual_uid_maps, "virtual_uid_maps", addr,
+                         geteuid(), r->minimum_uid, &u, err, errlen);
+    else if (u < r->minimum_uid) {
+        snprintf(err, errlen,
+                 "passdb uid %lld of %s is below "
+                 "virtual_minimum_uid",
+                 u, addr);
+        res = MAP_ERROR;
+    }
+    if (res == MAP_FOUND && g < 0)
+        res = resolve_id(r, r->virtual_gid_maps, "virtual_gid_maps", addr,
+                         getegid(), 0, &g, err, errlen);
+    if (res == MAP_FOUND) {
+        *uid = (uid_t)u;
+        *gid = (gid_t)g;
+    }
+    return res;
+}
+
 static enum map_result
 resolve_virtual_mailbox(struct resolver *r, const char *addr, struct buf *path,
                         uid_t *uid, gid_t *gid, char *err, size_t errlen)
@@ -388,16 +501,30 @@ resolve_virtual_mailbox(struct resolver *r, const char *addr, struct buf *path,
     const char *bad, *mbox;
     long long u, g;
 
-    if (*r->mailbox_base == 0) {
+    if (*r->mailbox_base == 0 && !r->passdb) {
         snprintf(err, errlen, "virtual_mailbox_base is not set");
         return MAP_ERROR;
     }
     res = resolve_find(r, r->virtual_mailbox_maps, addr, false, &value, err,
                        errlen);
-    if (res == MAP_NOTFOUND)
-        snprintf(err, errlen, "unknown virtual mailbox %s", addr);
+    if (res == MAP_NOTFOUND) {
+        struct auth_result acct;
+
+        res = resolve_passdb(r, addr, &acct, err, errlen);
+        if (res == MAP_FOUND)
+            res = resolve_passdb_mailbox(r, addr, &acct, path, uid, gid, err,
+                                         errlen);
+        else if (res == MAP_NOTFOUND)
+            snprintf(err, errlen, "unknown virtual mailbox %s", addr);
+        goto out;
+    }
     if (res != MAP_FOUND)
         goto out;
+    if (*r->mailbox_base == 0) {
+        snprintf(err, errlen, "virtual_mailbox_base is not set");
+        res = MAP_ERROR;
+        goto out;
+    }
     mbox = buf_cstr(&value);
     if ((bad = resolve_bad_path(mbox)) != NULL) {
         snprintf(err, errlen, "virtual_mailbox_maps result '%s' for %s %s",

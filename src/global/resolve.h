@@ -13,8 +13,11 @@
  * virtual_mailbox_domains, relay_domains, virtual_mailbox_maps,
  * virtual_alias_maps, alias_maps, local_recipient_maps,
  * recipient_delimiter, virtual_mailbox_base, home_mailbox,
- * virtual_uid_maps, virtual_gid_maps.  Domain lists may contain names and
- * type:table entries (a table matches when the domain is a key).
+ * virtual_uid_maps, virtual_gid_maps, passdb.  Domain lists may contain
+ * names and type:table entries (a table matches when the domain is a key).
+ * With passdb set, accounts of the password database are virtual mailbox
+ * recipients as well; the resolver asks the auth service about them
+ * (global/auth_client.h), so it may block for a socket round trip.
  */
 #ifndef GLOBAL_RESOLVE_H
 #define GLOBAL_RESOLVE_H
@@ -49,7 +52,8 @@ int resolve_class(struct resolver *r, const char *domain, char *err,
  * Is this recipient (internal form "local@domain") one we accept?
  *   local:   in local_recipient_maps or alias_maps (empty
  *            local_recipient_maps = accept all, as Postfix)
- *   virtual_mailbox: in virtual_mailbox_maps or virtual_alias_maps
+ *   virtual_mailbox: in virtual_mailbox_maps or virtual_alias_maps, or
+ *            a passdb account (also without its address extension)
  *   virtual_alias:   in virtual_alias_maps
  *   relay / default: true (relay permission is a separate question)
  * Returns MAP_FOUND (known), MAP_NOTFOUND (unknown: 550 5.1.1) or
@@ -67,7 +71,10 @@ struct maplist *resolve_alias_maps(struct resolver *r);
  * virtual_mailbox: virtual_mailbox_base "/" result of virtual_mailbox_maps;
  * a result ending in "/" is a Maildir (the only kind supported now; a
  * mailbox-file result is a permanent failure "mbox not supported").  uid
- * and gid from virtual_uid_maps / virtual_gid_maps.  For local: the
+ * and gid from virtual_uid_maps / virtual_gid_maps.  A passdb account
+ * that virtual_mailbox_maps does not list gets its home + "/Maildir/" (or
+ * virtual_mailbox_base/domain/user/ without a home) and the passdb's uid
+ * and gid where it has them.  For local: the
  * user's home directory from the password file + home_mailbox (default
  * "Maildir/"), uid/gid of that user.
  * Returns MAP_FOUND with path (a Maildir directory, trailing "/"),

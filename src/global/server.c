@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "global/config.h"
+#include "global/maps.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/str.h"
@@ -436,6 +437,7 @@ int server_main(int argc, char **argv, const struct server_opts *opts)
 
     cfg = server_load_config(&args);
     config_set_global(cfg);
+    maps_configure(cfg);
     server_open_log(opts->name, cfg);
     server_generation = server_read_generation();
 

@@ -5,9 +5,10 @@
  * Creates $queue_directory and its sub-directories (mail_proto.h) when
  * missing and, when master runs as root, gives them to mail_owner (pid/
  * stays root's).  Modes: 0700, public/ and pid/ 0755 (so `posthorn
- * status` works for everybody).  Trusts queue_directory from main.cf;
- * refuses a sub-directory that is a symlink or not a directory.  Errors
- * are returned with the path named.
+ * status` works for everybody), maildrop/ 1733 (every local user may drop
+ * a file for pickup, none may list or remove another's: mail_proto.h).
+ * Trusts queue_directory from main.cf; refuses a sub-directory that is a
+ * symlink or not a directory.  Errors are returned with the path named.
  */
 #include "master/master.h"
 
@@ -30,11 +31,12 @@ static const struct {
     mode_t mode;
     bool root_owned;
 } master_queue_dirs[] = {
-    {MAIL_QUEUE_INCOMING, 0700, false}, {MAIL_QUEUE_ACTIVE, 0700, false},
-    {MAIL_QUEUE_DEFERRED, 0700, false}, {MAIL_QUEUE_HOLD, 0700, false},
-    {MAIL_QUEUE_CORRUPT, 0700, false},  {MAIL_QUEUE_DEFER_LOG, 0700, false},
-    {MAIL_QUEUE_TMP, 0700, false},      {MAIL_QUEUE_PRIVATE, 0700, false},
-    {MAIL_QUEUE_PUBLIC, 0755, false},   {MAIL_QUEUE_PID, 0755, true},
+    {MAIL_QUEUE_INCOMING, 0700, false},  {MAIL_QUEUE_ACTIVE, 0700, false},
+    {MAIL_QUEUE_DEFERRED, 0700, false},  {MAIL_QUEUE_HOLD, 0700, false},
+    {MAIL_QUEUE_CORRUPT, 0700, false},   {MAIL_QUEUE_DEFER_LOG, 0700, false},
+    {MAIL_QUEUE_TMP, 0700, false},       {MAIL_QUEUE_PRIVATE, 0700, false},
+    {MAIL_QUEUE_PUBLIC, 0755, false},    {MAIL_QUEUE_PID, 0755, true},
+    {MAIL_QUEUE_MAILDROP, 01733, false},
 };
 
 int master_queue_init(const char *queue_dir, bool as_root, uid_t uid, gid_t gid,

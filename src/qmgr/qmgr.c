@@ -5,13 +5,19 @@
  * records the outcome in the queue file.  See qmgr.h for the parts and
  * docs/delivery.md for the scheduling and recovery rules.
  *
- * Inputs: its listening socket private/qmgr, which only carries
- * single-byte triggers (anything else is ignored):
+ * Inputs: its listening socket private/qmgr, which carries triggers
+ * (anything else is ignored):
  *     W  wakeup (master, every `wakeup` seconds): scan incoming/
  *     I  scan incoming/
  *     D  scan deferred/ for messages that are due
- *     F  flush: make every deferred message due now, then scan
+ *     F  flush: forget dead destinations, make every deferred message
+ *        due now, then scan
  *     A  the same as F (Postfix: "ignore time stamps")
+ *     S<site>\n  flush the deferred messages with a recipient for that
+ *        domain or next hop (`posthorn queue -s site`)
+ *     Q<id>\n    schedule that one message now (`posthorn queue -i id`)
+ * Single-letter triggers may follow each other in one connection; S and
+ * Q take the rest of their line (at most QMGR_TRIGGER_LINE_MAX bytes).
  * and inotify on incoming/, so a file that cleanup commits is taken at
  * once, without polling.  It trusts the queue directory layout and
  * nothing in the files beyond what qfile.h validates.
@@ -46,20 +52,22 @@
 
 #include "qmgr/qmgr.h"
 #include "global/config.h"
-#include "global/mastercf.h"
 #include "global/server.h"
 #include "util/log.h"
 #include "util/mem.h"
 
 /* A trigger client gets this long and this many bytes. */
 #define QMGR_TRIGGER_TIMEOUT 10
-#define QMGR_TRIGGER_MAX 64
+#define QMGR_TRIGGER_MAX 4096
+/* The argument of S and Q: a domain, a next hop or a queue ID. */
+#define QMGR_TRIGGER_LINE_MAX 300
 /* How often to look at server_should_exit() (SIGHUP, master gone). */
 #define QMGR_TICK_MS 500
 
 struct qmgr_params qmgr_params;
 struct event_base *qmgr_base;
 struct resolver *qmgr_resolver;
+struct qmgr_router *qmgr_router;
 
 static int qmgr_inotify_fd = -1;
 static struct event *qmgr_inotify_ev;
@@ -76,72 +84,54 @@ double qmgr_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/*
- * Connections to local are kept open between requests, so a connection
- * beyond the local service's maxproc would wait unserved until another
- * one closes.  Cap the pool at maxproc (master.cf), as Postfix caps
- * concurrency at the transport's process limit.
- */
-static void qmgr_cap_local_connections(struct config *cfg)
+/* "name" or "name@domain": the address with a domain. */
+static char *qmgr_qualify(const char *name, const char *domain)
 {
-    struct master_service *svc = NULL;
-    struct buf path = BUF_INIT;
-    size_t n = 0;
-    char err[512];
-
-    buf_printf(&path, "%s/master.cf", config_dir(cfg));
-    if (mastercf_parse(path.data, &svc, &n, err, sizeof(err)) < 0) {
-        log_warn("%s; not limiting local connections by its maxproc", err);
-        buf_free(&path);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        long long maxproc = svc[i].maxproc;
-
-        if (strcmp(svc[i].name, MAIL_SERVICE_LOCAL) != 0 ||
-            strcmp(svc[i].type, "unix") != 0)
-            continue;
-        if (maxproc < 0)
-            maxproc = config_int(cfg, "default_process_limit");
-        if (maxproc > 0 && maxproc < qmgr_params.local_total_limit) {
-            log_info("at most %lld connections to %s: its maxproc in %s",
-                     maxproc, MAIL_SERVICE_LOCAL, path.data);
-            qmgr_params.local_total_limit = maxproc;
-        }
-    }
-    mastercf_free(svc, n);
-    buf_free(&path);
+    return strchr(name, '@') ? xstrdup(name) : xasprintf("%s@%s", name, domain);
 }
 
 static void qmgr_read_params(void)
 {
     struct config *cfg = config_global();
+    const char *myorigin = config_str(cfg, "myorigin");
 
     qmgr_params.queue_dir = xstrdup(config_str(cfg, "queue_directory"));
+    qmgr_params.myhostname = xstrdup(config_str(cfg, "myhostname"));
     qmgr_params.min_backoff = config_time(cfg, "minimal_backoff_time");
     qmgr_params.max_backoff = config_time(cfg, "maximal_backoff_time");
     qmgr_params.max_lifetime = config_time(cfg, "maximal_queue_lifetime");
+    qmgr_params.bounce_lifetime = config_time(cfg, "bounce_queue_lifetime");
     qmgr_params.queue_run_delay = config_time(cfg, "queue_run_delay");
     qmgr_params.active_limit = config_int(cfg, "qmgr_message_active_limit");
-    qmgr_params.local_total_limit =
-        config_int(cfg, "default_destination_concurrency_limit");
     qmgr_params.local_rcpt_limit =
         config_int(cfg, "local_destination_concurrency_limit");
-    if (qmgr_params.active_limit < 1)
-        qmgr_params.active_limit = 1;
-    if (qmgr_params.local_total_limit < 1)
-        qmgr_params.local_total_limit = 1;
     qmgr_params.virtual_domain_limit =
         config_int(cfg, "virtual_destination_concurrency_limit");
+    qmgr_params.delay_warning = config_time(cfg, "delay_warning_time");
+    qmgr_params.bounce_size_limit = config_int(cfg, "bounce_size_limit");
+    qmgr_params.notice_rcpt =
+        qmgr_qualify(config_str(cfg, "2bounce_notice_recipient"), myorigin);
+    qmgr_params.double_bounce =
+        qmgr_qualify(config_str(cfg, "double_bounce_sender"), myorigin);
+    if (qmgr_params.active_limit < 1)
+        qmgr_params.active_limit = 1;
     if (qmgr_params.virtual_domain_limit < 1)
         qmgr_params.virtual_domain_limit = 1;
     if (qmgr_params.local_rcpt_limit < 1)
         qmgr_params.local_rcpt_limit = 1;
-    qmgr_cap_local_connections(cfg);
     if (qmgr_params.max_backoff < qmgr_params.min_backoff)
         log_warn("maximal_backoff_time (%llds) is below minimal_backoff_time "
                  "(%llds); using the minimum",
                  qmgr_params.max_backoff, qmgr_params.min_backoff);
+}
+
+static void qmgr_free_params(void)
+{
+    free(qmgr_params.queue_dir);
+    free(qmgr_params.myhostname);
+    free(qmgr_params.notice_rcpt);
+    free(qmgr_params.double_bounce);
+    memset(&qmgr_params, 0, sizeof(qmgr_params));
 }
 
 /* ---- triggers ---- */
@@ -158,8 +148,12 @@ static void qmgr_trigger(char c)
         break;
     case 'F':
     case 'A':
+        qmgr_transport_revive(NULL);
         qmgr_queue_flush_deferred();
         qmgr_queue_scan_incoming();
+        break;
+    case '\n':
+    case '\r':
         break;
     default:
         log_debug("ignoring unknown trigger 0x%02x", (unsigned char)c);
@@ -167,24 +161,72 @@ static void qmgr_trigger(char c)
     }
 }
 
+/* The argument of S or Q, complete. */
+static void qmgr_trigger_line(char cmd, const char *arg)
+{
+    char shown[QMGR_TRIGGER_LINE_MAX + 1];
+    bool ok = *arg != 0;
+
+    /* A domain, next hop or queue ID: one printable token. */
+    for (const char *p = arg; ok && *p; p++)
+        ok = *p > 0x20 && *p < 0x7f;
+    if (!ok) {
+        log_warn("ignoring malformed %c trigger \"%s\"", cmd,
+                 log_printable(shown, sizeof(shown), arg, strlen(arg)));
+        return;
+    }
+    if (cmd == 'S')
+        qmgr_queue_flush_site(arg);
+    else
+        qmgr_queue_flush_message(arg);
+}
+
 struct qmgr_trigger_client {
     size_t count;
+    char cmd; /* 'S' or 'Q' while reading its line, else 0 */
+    char line[QMGR_TRIGGER_LINE_MAX + 1];
+    size_t len;
 };
+
+/* One byte; false when the client must be dropped. */
+static bool qmgr_trigger_byte(struct qmgr_trigger_client *cl, char c)
+{
+    if (cl->cmd == 0) {
+        if (c == 'S' || c == 'Q') {
+            cl->cmd = c;
+            cl->len = 0;
+        } else {
+            qmgr_trigger(c);
+        }
+        return true;
+    }
+    if (c == '\n') {
+        cl->line[cl->len] = 0;
+        qmgr_trigger_line(cl->cmd, cl->line);
+        cl->cmd = 0;
+        return true;
+    }
+    if (cl->len >= QMGR_TRIGGER_LINE_MAX)
+        return false;
+    cl->line[cl->len++] = c;
+    return true;
+}
 
 static void qmgr_trigger_read(struct bufferevent *bev, void *ctx)
 {
     struct qmgr_trigger_client *cl = ctx;
     struct evbuffer *in = bufferevent_get_input(bev);
-    char bytes[QMGR_TRIGGER_MAX];
+    char bytes[512];
     int n;
 
     while ((n = evbuffer_remove(in, bytes, sizeof(bytes))) > 0) {
-        for (int i = 0; i < n && cl->count < QMGR_TRIGGER_MAX; i++, cl->count++)
-            qmgr_trigger(bytes[i]);
-        if (cl->count >= QMGR_TRIGGER_MAX) {
-            bufferevent_free(bev);
-            free(cl);
-            return;
+        for (int i = 0; i < n; i++) {
+            if (cl->count++ >= QMGR_TRIGGER_MAX ||
+                !qmgr_trigger_byte(cl, bytes[i])) {
+                bufferevent_free(bev);
+                free(cl);
+                return;
+            }
         }
     }
 }
@@ -324,6 +366,10 @@ static void qmgr_pre_init(void)
     qmgr_resolver = resolver_open(config_global(), err, sizeof(err));
     if (qmgr_resolver == NULL)
         log_fatal("%s", err);
+    qmgr_router =
+        qmgr_router_open(config_global(), qmgr_resolver, err, sizeof(err));
+    if (qmgr_router == NULL)
+        log_fatal("%s", err);
 }
 
 static void qmgr_run(int listen_fd)
@@ -340,7 +386,8 @@ static void qmgr_run(int listen_fd)
     qmgr_queue_recover();
     qmgr_queue_housekeeping();
     qmgr_queue_init();
-    qmgr_local_init();
+    qmgr_transport_init(config_global());
+    qmgr_bounce_init();
 
     qmgr_listener = evconnlistener_new(qmgr_base, qmgr_accept, NULL,
                                        LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
@@ -364,7 +411,8 @@ static void qmgr_run(int listen_fd)
 
     /* Files stay where they are; active/ is recovered at the next start. */
     evconnlistener_free(qmgr_listener);
-    qmgr_local_shutdown();
+    qmgr_transport_shutdown();
+    qmgr_bounce_shutdown();
     qmgr_message_free_all();
     qmgr_queue_shutdown();
     if (qmgr_inotify_ev)
@@ -376,8 +424,9 @@ static void qmgr_run(int listen_fd)
     event_free(qmgr_int_ev);
     event_base_free(qmgr_base);
     qmgr_base = NULL;
+    qmgr_router_close(qmgr_router);
     resolver_close(qmgr_resolver);
-    free(qmgr_params.queue_dir);
+    qmgr_free_params();
     close(lock_fd);
 }
 

@@ -5,20 +5,25 @@
  * The queue file is read with qfile_read_envelope(), which validates the
  * whole record structure: a file that fails goes to corrupt/, one that
  * cannot be read now goes to deferred/ for a later try.  Each recipient
- * not yet done is routed by its address class (resolve.h):
+ * not yet done is routed (qmgr_route.c) and queued for its transport and
+ * destination (qmgr_transport.c), or decided at once (error, discard,
+ * lookup failure).
  *
- *   local, virtual_mailbox   the local transport (qmgr_local.c)
- *   virtual_alias            left without an alias expansion by cleanup:
- *                            5.1.1 User unknown in virtual alias table
- *   relay, default           no smtp transport yet: deferred (4.3.0), so
- *                            the mail stays in the queue, visible
+ * Outcomes: sent recipients, and failed ones nobody needs to hear about,
+ * are marked done in the file (R -> D) at once, except the last one,
+ * whose file is about to be removed anyway.  A failed recipient whose
+ * sender asked for a notification (NOTIFY, default FAILURE) is marked
+ * only after its notification was accepted by cleanup, so a crash in
+ * between sends the notification again rather than never.  Deferred
+ * ones are written to defer/ID and the file moves to deferred/ with its
+ * retry time as mtime (backoff.h).  A temporary failure of a message
+ * older than maximal_queue_lifetime (bounce_queue_lifetime for
+ * notifications: null sender or double_bounce_sender) is final
+ * (status=expired) and returned to the sender.
  *
- * Outcomes: sent and bounced recipients are marked done in the file
- * (R -> D) except the last one, whose file is about to be removed anyway;
- * deferred ones are written to defer/ID and the file moves to deferred/
- * with its retry time as mtime (backoff.h).  A temporary failure of a
- * message older than maximal_queue_lifetime is final (status=expired).
- * Bounce notifications (DSN) to the sender are not sent yet.
+ * Notifications (qmgr_bounce.c) are sent once every recipient of the
+ * pass has its outcome; the message stays in memory until cleanup has
+ * answered.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +47,8 @@
 #define QMGR_LOG_TEXT_MAX 600
 
 static struct htable *qmgr_messages;
+TAILQ_HEAD(qmgr_message_list, qmgr_message);
+
 static struct qmgr_message_list qmgr_all = TAILQ_HEAD_INITIALIZER(qmgr_all);
 static size_t qmgr_nmessages;
 
@@ -57,7 +64,8 @@ bool qmgr_message_known(const char *id)
 
 static void qmgr_message_free(struct qmgr_message *m)
 {
-    qmgr_local_forget(m);
+    qmgr_transport_forget(m);
+    qmgr_bounce_forget(m);
     htable_del(qmgr_messages, m->id);
     TAILQ_REMOVE(&qmgr_all, m, all_link);
     qmgr_nmessages--;
@@ -126,8 +134,41 @@ static void qmgr_message_defer(struct qmgr_message *m)
     qmgr_queue_retry_later(m->id, when);
 }
 
-static void qmgr_message_finish(struct qmgr_message *m)
+static void qmgr_message_mark(struct qmgr_message *m, struct qmgr_rcpt *r)
 {
+    char err[512];
+
+    if (qfile_mark_done(m->fd, r->q->offset, err, sizeof(err)) < 0)
+        log_warn("%s: cannot mark recipient done: %s; it may be delivered "
+                 "again",
+                 m->id, err);
+}
+
+/* The notifications are out (or none was needed): wrap up the pass. */
+static void qmgr_message_complete(struct qmgr_message *m)
+{
+    bool expired = false;
+
+    for (size_t i = 0; i < m->env.nrcpt; i++) {
+        struct qmgr_rcpt *r = &m->rcpts[i];
+
+        expired |= r->expired && r->state == QMGR_RCPT_FINISHED;
+        if (!r->notice || r->state != QMGR_RCPT_FINISHED)
+            continue;
+        r->notice = false;
+        m->n_left--;
+        /* Marks matter only when the file stays. */
+        if (m->n_deferred > 0)
+            qmgr_message_mark(m, r);
+    }
+    if (expired) {
+        char sender[QMGR_LOG_TEXT_MAX + 1];
+
+        log_printable(sender, sizeof(sender), m->env.sender,
+                      strlen(m->env.sender));
+        log_info("%s: from=<%s>, status=expired, returned to sender", m->id,
+                 sender);
+    }
     if (m->n_deferred == 0)
         qmgr_message_remove(m);
     else
@@ -136,63 +177,96 @@ static void qmgr_message_finish(struct qmgr_message *m)
     qmgr_queue_room();
 }
 
+static void qmgr_message_finish(struct qmgr_message *m)
+{
+    if (!m->notifying) {
+        m->notifying = true;
+        if (qmgr_bounce_start(m))
+            return; /* qmgr_message_notified() follows */
+    }
+    qmgr_message_complete(m);
+}
+
+void qmgr_message_notified(struct qmgr_message *m)
+{
+    qmgr_message_complete(m);
+}
+
+/* Notifications (null sender, or our postmaster notices) expire sooner. */
+static bool qmgr_message_is_notice(const struct qmgr_message *m)
+{
+    return *m->env.sender == 0 ||
+           str_eq_ci(m->env.sender, qmgr_params.double_bounce);
+}
+
 void qmgr_message_outcome(struct qmgr_message *m, size_t i, int status,
                           const char *dsn, const char *reason,
-                          const char *relay, const double delays[4])
+                          const char *relay, const double delays[4],
+                          bool logged)
 {
     struct qmgr_rcpt *r = &m->rcpts[i];
-    struct delivery_report rep;
-    struct buf line = BUF_INIT;
+    long long lifetime = qmgr_message_is_notice(m) ? qmgr_params.bounce_lifetime
+                                                   : qmgr_params.max_lifetime;
     double now = qmgr_now();
     bool expired = false;
-    char err[512];
 
-    if (r->state == QMGR_RCPT_QUEUED)
-        m->n_queued--;
-    else if (r->state != QMGR_RCPT_BUSY)
+    if (r->state != QMGR_RCPT_QUEUED && r->state != QMGR_RCPT_BUSY)
         log_panic("%s: outcome for recipient %zu in state %d", m->id, i,
                   (int)r->state);
     m->n_open--;
-    if (status == 4 &&
-        backoff_expired((time_t)now, m->env.arrival, qmgr_params.max_lifetime))
+    if (status == 4 && backoff_expired((time_t)now, m->env.arrival, lifetime))
         expired = true;
 
-    memset(&rep, 0, sizeof(rep));
-    rep.rcpt = r->q->addr;
-    rep.orig_rcpt = r->q->orig;
-    rep.relay = relay;
-    rep.delay = now - (double)m->env.arrival;
-    memcpy(rep.delays, delays, sizeof(rep.delays));
-    rep.dsn = dsn;
-    rep.status = status == 2   ? "sent"
-                 : status == 5 ? "bounced"
-                 : expired     ? "expired"
-                               : "deferred";
-    rep.reason = reason;
-    delivery_report_format(&line, &rep);
-    log_info("%s: %s", m->id, line.data);
-    buf_free(&line);
+    if (!logged || expired) {
+        struct delivery_report rep;
+        struct buf line = BUF_INIT;
 
+        memset(&rep, 0, sizeof(rep));
+        rep.rcpt = r->q->addr;
+        rep.orig_rcpt = r->q->orig;
+        rep.relay = relay;
+        rep.delay = now - (double)m->env.arrival;
+        memcpy(rep.delays, delays, sizeof(rep.delays));
+        rep.dsn = dsn;
+        rep.status = status == 2   ? "sent"
+                     : status == 5 ? "bounced"
+                     : expired     ? "expired"
+                                   : "deferred";
+        rep.reason = reason;
+        delivery_report_format(&line, &rep);
+        log_info("%s: %s", m->id, line.data);
+        buf_free(&line);
+    }
+
+    r->status = status;
+    r->expired = expired;
+    snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
+    free(r->reason);
+    r->reason = xstrdup(reason ? reason : "");
     if (status == 4 && !expired) {
         r->state = QMGR_RCPT_DEFERRED;
-        free(r->reason);
-        r->reason = xstrdup(reason ? reason : "");
         m->n_deferred++;
     } else {
         r->state = QMGR_RCPT_FINISHED;
-        m->n_left--;
-        /* The last one is not marked: the file is removed right away. */
-        if (m->n_left > 0 &&
-            qfile_mark_done(m->fd, r->q->offset, err, sizeof(err)) < 0)
-            log_warn("%s: cannot mark recipient done: %s; it may be "
-                     "delivered again",
-                     m->id, err);
+        /* A failure the sender wants to hear about stays to do until the
+         * notification is accepted (qmgr_message_complete). */
+        r->notice = status != 2 &&
+                    !str_eq_ci(m->env.sender, qmgr_params.double_bounce) &&
+                    (*m->env.sender == 0 ||
+                     dsn_notify_wants(r->q->notify, DSN_FAILURE));
+        if (!r->notice) {
+            m->n_left--;
+            /* The last one is not marked: the file is removed right
+             * away. */
+            if (m->n_left > 0)
+                qmgr_message_mark(m, r);
+        }
     }
     if (m->n_open == 0)
         qmgr_message_finish(m);
 }
 
-static void qmgr_message_delays(const struct qmgr_message *m, double delays[4])
+void qmgr_message_delays(const struct qmgr_message *m, double delays[4])
 {
     double now = qmgr_now();
 
@@ -205,43 +279,20 @@ static void qmgr_message_delays(const struct qmgr_message *m, double delays[4])
 /* Decide where recipient i goes; immediate outcomes are recorded here. */
 static void qmgr_message_route(struct qmgr_message *m, size_t i)
 {
-    const char *addr = m->rcpts[i].q->addr;
-    long at = addr_split(addr);
-    char *domain = xstrdup(at >= 0 ? addr + at + 1 : "");
+    struct qmgr_route route;
     double delays[4];
     char err[512];
     char reason[600];
-    int cls;
 
-    str_lower(domain);
-    cls = resolve_class(qmgr_resolver, domain, err, sizeof(err));
-    free(domain);
-    switch (cls) {
-    case ADDR_CLASS_LOCAL:
-    case ADDR_CLASS_VIRTUAL_MAILBOX:
-        m->rcpts[i].virtual_mailbox = cls == ADDR_CLASS_VIRTUAL_MAILBOX;
-        qmgr_local_enqueue(m, i);
-        return;
-    case ADDR_CLASS_VIRTUAL_ALIAS:
-        qmgr_message_delays(m, delays);
-        qmgr_message_outcome(m, i, 5, "5.1.1",
-                             "User unknown in virtual alias table", "none",
-                             delays);
-        return;
-    case ADDR_CLASS_RELAY:
-    case ADDR_CLASS_DEFAULT:
-        qmgr_message_delays(m, delays);
-        qmgr_message_outcome(m, i, 4, "4.3.0",
-                             "delivery to remote domains is not available "
-                             "yet (no smtp transport)",
-                             "none", delays);
-        return;
-    default:
+    if (qmgr_route_addr(qmgr_router, m->rcpts[i].q->addr, &route, err,
+                        sizeof(err)) < 0) {
         snprintf(reason, sizeof(reason), "address resolver failure: %s", err);
         qmgr_message_delays(m, delays);
-        qmgr_message_outcome(m, i, 4, "4.3.0", reason, "none", delays);
+        qmgr_message_outcome(m, i, 4, "4.3.0", reason, "none", delays, false);
         return;
     }
+    qmgr_transport_enqueue(m, i, &route);
+    qmgr_route_free(&route);
 }
 
 void qmgr_message_start(const char *id)
@@ -249,6 +300,7 @@ void qmgr_message_start(const char *id)
     struct qmgr_message *m;
     struct buf path = BUF_INIT;
     struct qfile_envelope env;
+    struct stat st;
     char err[512];
     char sender[QMGR_LOG_TEXT_MAX + 1];
     bool corrupt = false;
@@ -284,6 +336,9 @@ void qmgr_message_start(const char *id)
     m->fd = fd;
     m->env = env;
     m->t_active = qmgr_now();
+    /* The delay warning mark (see qmgr_bounce.c) lives in the mode. */
+    m->warned = fstat(fd, &st) == 0 && (st.st_mode & QMGR_MODE_WARNED);
+    TAILQ_INIT(&m->entries);
     m->rcpts = xcalloc(env.nrcpt ? env.nrcpt : 1, sizeof(*m->rcpts));
     if (qmgr_messages == NULL)
         qmgr_messages = htable_new(1024);
@@ -301,7 +356,6 @@ void qmgr_message_start(const char *id)
             m->rcpts[i].state = QMGR_RCPT_DONE;
         } else {
             m->rcpts[i].state = QMGR_RCPT_QUEUED;
-            m->n_queued++;
             m->n_open++;
             m->n_left++;
         }

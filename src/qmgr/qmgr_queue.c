@@ -9,6 +9,11 @@
  * limit; when the limit stops a scan, the queue is remembered as
  * "backlogged" and scanned again as soon as a message leaves.
  *
+ * Flushes: 'F' makes every deferred file due now; 'S<site>' only those
+ * with a recipient still to do whose domain or next hop is the site
+ * (each file's envelope is read, so it costs one read per deferred
+ * message); 'Q<id>' one message, from deferred/ or incoming/.
+ *
  * Failures are logged and leave the file where it is: a file that
  * cannot be moved stays in its queue directory and is tried again by a
  * later scan (or after a restart, for active/).
@@ -24,6 +29,7 @@
 #include <event2/event.h>
 
 #include "qmgr/qmgr.h"
+#include "global/addr.h"
 #include "global/defer_log.h"
 #include "util/log.h"
 #include "util/mem.h"
@@ -320,6 +326,103 @@ void qmgr_queue_flush_deferred(void)
     closedir(dir);
     buf_free(&path);
     qmgr_queue_scan_deferred(true);
+}
+
+/* Due now (mtime = now), so the next scan of deferred/ takes it. */
+static bool qmgr_queue_make_due(const char *id)
+{
+    struct timespec times[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    struct buf path = BUF_INIT;
+    bool ok;
+
+    qmgr_queue_path(&path, MAIL_QUEUE_DEFERRED, id);
+    ok = utimensat(AT_FDCWD, path.data, times, 0) == 0;
+    if (!ok && errno != ENOENT)
+        log_warn("%s: cannot set retry time: %s", id, strerror(errno));
+    buf_free(&path);
+    return ok;
+}
+
+/* Does a deferred message have a recipient to do for `site`? */
+static bool qmgr_queue_for_site(const char *id, const char *site)
+{
+    struct qfile_envelope env;
+    struct buf path = BUF_INIT;
+    bool corrupt, found = false;
+    char err[512];
+    int fd;
+
+    qmgr_queue_path(&path, MAIL_QUEUE_DEFERRED, id);
+    fd = open(path.data, O_RDONLY | O_CLOEXEC);
+    buf_free(&path);
+    if (fd < 0)
+        return false;
+    memset(&env, 0, sizeof(env));
+    if (qfile_read_envelope(fd, &env, &corrupt, err, sizeof(err)) < 0) {
+        close(fd);
+        return false; /* the next regular attempt deals with it */
+    }
+    close(fd);
+    for (size_t i = 0; i < env.nrcpt && !found; i++) {
+        const char *addr = env.rcpts[i].addr;
+        long at = addr_split(addr);
+        struct qmgr_route route;
+
+        if (env.rcpts[i].done)
+            continue;
+        if (at >= 0 && qmgr_route_site_match(site, addr + at + 1, NULL)) {
+            found = true;
+        } else if (qmgr_route_addr(qmgr_router, addr, &route, err,
+                                   sizeof(err)) == 0) {
+            found = qmgr_route_site_match(site, NULL, route.nexthop);
+            qmgr_route_free(&route);
+        }
+    }
+    qfile_envelope_free(&env);
+    return found;
+}
+
+void qmgr_queue_flush_site(const char *site)
+{
+    struct buf path = BUF_INIT;
+    struct dirent *de;
+    size_t n = 0;
+    DIR *dir;
+
+    qmgr_transport_revive(site);
+    qmgr_queue_path(&path, MAIL_QUEUE_DEFERRED, "");
+    if ((dir = opendir(path.data)) == NULL) {
+        log_warn("cannot open %s: %s", path.data, strerror(errno));
+        buf_free(&path);
+        return;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        if (!mail_queue_id_ok(de->d_name) ||
+            !qmgr_queue_for_site(de->d_name, site))
+            continue;
+        if (qmgr_queue_make_due(de->d_name))
+            n++;
+    }
+    closedir(dir);
+    buf_free(&path);
+    log_info("flush of site %s: %zu deferred message%s", site, n,
+             n == 1 ? "" : "s");
+    if (n > 0)
+        qmgr_queue_scan_deferred(false);
+}
+
+void qmgr_queue_flush_message(const char *id)
+{
+    if (!mail_queue_id_ok(id) || qmgr_message_known(id))
+        return;
+    if (qmgr_queue_make_due(id)) {
+        if (qmgr_queue_full())
+            backlog_deferred = true; /* due now: the refill takes it */
+        else
+            qmgr_queue_take(MAIL_QUEUE_DEFERRED, id);
+        return;
+    }
+    qmgr_queue_take_incoming(id);
 }
 
 void qmgr_queue_room(void)

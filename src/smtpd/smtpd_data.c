@@ -146,9 +146,11 @@ static int finish_message(struct smtpd_session *s, long long bdat_bytes)
             s->junk_count = 0;
             rc = 0;
         } else {
+            /* Postfix's codes: size 552, hop count 554, content 550. */
             int code = res.status == 4                         ? 451
                        : strncmp(res.reason, "5.3.4 ", 6) == 0 ? 552
-                                                               : 554;
+                       : strncmp(res.reason, "5.4.", 4) == 0   ? 554
+                                                               : 550;
 
             buf_reset(&s->scratch);
             buf_printf(&s->scratch, "%d %s", code, res.reason);

@@ -35,6 +35,21 @@ void smtpd_xact_reset(struct smtpd_session *s)
     memset(x, 0, sizeof(*x));
 }
 
+/*
+ * Postfix's internal form: the envelope carries the local part without
+ * quotes ("alice"@example.test is alice@example.test), so lookups and
+ * mailboxes do not depend on how a client chose to quote.
+ */
+static void smtpd_addr_internalize(struct mailaddr *a)
+{
+    if (a->is_null || a->local[0] != '"')
+        return;
+    char *local = addr_local_unquote(a->local);
+    free(a->text);
+    a->text = xasprintf("%s@%s", local, a->domain);
+    free(local);
+}
+
 int smtpd_parse_addr(struct smtpd_session *s, const char *path, size_t len,
                      bool allow_null, struct mailaddr *out, const char **err)
 {
@@ -49,7 +64,11 @@ int smtpd_parse_addr(struct smtpd_session *s, const char *path, size_t len,
         *err = "Bad address syntax";
         return -1;
     }
-    if (rc == 0 || len < 3 || memchr(path, '@', len) != NULL)
+    if (rc == 0) {
+        smtpd_addr_internalize(out);
+        return 0;
+    }
+    if (len < 3 || memchr(path, '@', len) != NULL)
         return rc;
     /* "<user>": Postfix appends $myorigin (RFC 5321 requires <Postmaster>). */
     buf_append(&qualified, path, len - 1);
@@ -57,6 +76,8 @@ int smtpd_parse_addr(struct smtpd_session *s, const char *path, size_t len,
     rc = addr_parse_path(qualified.data, qualified.len, allow_null, utf8, out,
                          &consumed, err);
     buf_free(&qualified);
+    if (rc == 0)
+        smtpd_addr_internalize(out);
     return rc;
 }
 

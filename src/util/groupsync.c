@@ -26,14 +26,16 @@
 #include "util/mem.h"
 
 #define GROUPSYNC_MAGIC 0x70687367u /* "phsg" */
-#define GROUPSYNC_VERSION 1
-#define GROUPSYNC_WAIT_MS 20
+#define GROUPSYNC_VERSION 2
+/* Followers poll: a process-shared condition variable does not survive
+ * a waiter killed with SIGKILL (it stays counted and a later broadcast
+ * blocks), so no condition variable is kept in the shared block. */
+#define GROUPSYNC_POLL_US 500
 
 struct groupsync_shared {
     uint32_t magic;
     uint32_t version;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
     uint64_t requested;     /* tickets handed out */
     uint64_t completed;     /* every ticket <= completed is durable */
     int32_t leader_pid;     /* 0: nobody is syncing */
@@ -57,7 +59,6 @@ static int64_t now_ms(void)
 static int shared_init(struct groupsync_shared *sh)
 {
     pthread_mutexattr_t ma;
-    pthread_condattr_t ca;
 
     memset(sh, 0, sizeof(*sh));
     if (pthread_mutexattr_init(&ma) != 0 ||
@@ -66,12 +67,6 @@ static int shared_init(struct groupsync_shared *sh)
         pthread_mutex_init(&sh->mu, &ma) != 0)
         return -1;
     pthread_mutexattr_destroy(&ma);
-    if (pthread_condattr_init(&ca) != 0 ||
-        pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED) != 0 ||
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&sh->cv, &ca) != 0)
-        return -1;
-    pthread_condattr_destroy(&ca);
     sh->version = GROUPSYNC_VERSION;
     __atomic_store_n(&sh->magic, GROUPSYNC_MAGIC, __ATOMIC_RELEASE);
     return 0;
@@ -197,7 +192,6 @@ int groupsync_sync(struct groupsync *g)
                 sh->leader_pid = 0;
             if (rc == 0 && sh->completed < target)
                 sh->completed = target;
-            pthread_cond_broadcast(&sh->cv);
             if (rc < 0) {
                 /* Those who waited on us see completed unchanged and one
                  * of them leads the next round. */
@@ -213,18 +207,10 @@ int groupsync_sync(struct groupsync *g)
             pthread_mutex_unlock(&sh->mu);
             return syncfs(g->fs_fd);
         }
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += GROUPSYNC_WAIT_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        int rc = pthread_cond_timedwait(&sh->cv, &sh->mu, &ts);
-        if (rc == EOWNERDEAD) {
-            sh->leader_pid = 0;
-            pthread_mutex_consistent(&sh->mu);
-        }
+        pthread_mutex_unlock(&sh->mu);
+        usleep(GROUPSYNC_POLL_US);
+        if (lock(sh) != 0)
+            return syncfs(g->fs_fd);
     }
     pthread_mutex_unlock(&sh->mu);
     return 0;

@@ -392,7 +392,11 @@ class Instance:
             "127.0.0.1:%d inet  n  -  n  -  -  smtpd\n"
             "cleanup    unix  n  -  n  -    0  cleanup\n"
             "qmgr       unix  n  -  n  300  1  qmgr\n"
-            "local      unix  -  n  n  -    -  local\n" % self.smtp_port
+            "local      unix  -  n  n  -    -  local\n"
+            "smtp       unix  -  -  n  -    -  smtp\n"
+            "relay      unix  -  -  n  -    -  smtp\n"
+            "lmtp       unix  -  -  n  -    -  smtp\n"
+            "pickup     unix  n  -  n  60   1  pickup\n" % self.smtp_port
         ) + self.master_cf_extra
         (self.etc / "master.cf").write_text(master, encoding="utf-8")
         self.write_vmailbox()
@@ -766,7 +770,7 @@ def _diff_hint(got, want):
     # Compare from the end: posthorn only prepends.
     while i < n and got[len(got) - 1 - i] == want[len(want) - 1 - i]:
         i += 1
-    return "got %d bytes, sent %d (LF); they agree on the last %d bytes; got ends ...%r, sent ends ...%r" % (
+    return "got %d bytes, expected %d; they agree on the last %d bytes; got ends ...%r, expected ends ...%r" % (
         len(got), len(want), i, got[max(0, len(got) - i - 80) : len(got) - i + 40],
         want[max(0, len(want) - i - 80) : len(want) - i + 40])
 

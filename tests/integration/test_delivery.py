@@ -6,7 +6,10 @@ Message-ID and Date added only when the message had none.
 """
 
 import os
+import re
 import time
+
+import pytest
 
 from posthorn import check_delivered, lf, make_message, parse_maildir_name, queue_id_of, send_one
 
@@ -32,6 +35,8 @@ def test_message_arrives_byte_for_byte_with_trace_headers(instance):
     [(path, data)] = _only(instance, "alice")
     received = check_delivered(data, sent, SENDER, "alice@example.test", qid)
     assert "with ESMTP" in received, received
+    # Postfix's form: from HELO (NAME [ADDR]).
+    assert re.search(r"^Received: from client\.example\.org \(\S+ \[127\.0\.0\.1\]\)", received), received
     # Maildir conventions: new/<time>.<unique>.<host>, nothing left in tmp/.
     parsed = parse_maildir_name(path.name)
     assert parsed, "Maildir file name %r is not <time>.<unique>.<host>" % path.name
@@ -55,6 +60,41 @@ def test_missing_message_id_and_date_are_added(instance):
         assert code == 250, text
     [(_, data)] = _only(instance, "alice")
     check_delivered(data, sent, SENDER, "alice@example.test", qid, expect_added_id_date=True)
+
+
+def test_helo_session_is_logged_as_smtp_in_received(instance):
+    sent = make_message("plain-smtp")
+    with instance.raw() as c:
+        c.expect("HELO client.example.org", 250)
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(sent + b".\r\n")
+        code, texts = c.reply()
+        assert code == 250, (code, texts)
+        qid = queue_id_of(texts[0])
+        c.expect("QUIT", 221)
+    [(_, data)] = _only(instance, "alice")
+    received = check_delivered(data, sent, SENDER, "alice@example.test", qid)
+    assert "with SMTP " in received, received
+
+
+@pytest.mark.parametrize("header", [
+    "Return-Path: <forged@evil.example>",
+    # Postfix's message_drop_headers default drops these too.
+    "Bcc: secret@example.org",
+    "Resent-Bcc: secret@example.org",
+    "Content-Length: 12",
+])
+def test_cleanup_drops_return_path_bcc_and_content_length(instance, header):
+    sent = make_message("drop-header", extra_headers=[header])
+    with instance.smtp() as s:
+        code, text, qid = send_one(s, SENDER, ["alice@example.test"], sent)
+        assert code == 250, text
+    [(_, data)] = _only(instance, "alice")
+    # What should arrive: the message without that header line.
+    want = sent.replace(header.encode() + b"\r\n", b"")
+    check_delivered(data, want, SENDER, "alice@example.test", qid)
 
 
 def test_null_sender_gets_empty_return_path(instance):
@@ -100,6 +140,32 @@ def test_multiple_recipients_in_one_transaction(instance):
         check_delivered(data, sent, SENDER, "%s@example.test" % user, qid)
     instance.wait_for_log(r"%s: removed" % qid)
     assert len(instance.grep_log(r"/qmgr\[\d+\]: %s: from=<%s>, size=\d+, nrcpt=2 \(queue active\)" % (qid, SENDER))) == 1
+
+
+def test_duplicate_recipient_gets_one_copy(instance):
+    sent = make_message("dup-rcpt")
+    with instance.smtp() as s:
+        code, text, qid = send_one(s, SENDER, ["alice@example.test", "alice@example.test", "bob@example.test"], sent)
+        assert code == 250, text
+    instance.wait_for_log(r"%s: removed" % qid)
+    [(_, data)] = _only(instance, "alice")
+    check_delivered(data, sent, SENDER, "alice@example.test", qid)
+    assert len(instance.messages("bob")) == 1
+
+
+def test_quoted_local_part_reaches_the_mailbox(instance):
+    sent = make_message("quoted-local")
+    with instance.raw() as c:
+        c.expect("EHLO client.example.org", 250)
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect('RCPT TO:<"alice"@example.test>', 250)
+        c.expect("DATA", 354)
+        c.send(sent + b".\r\n")
+        code, texts = c.reply()
+        assert code == 250, (code, texts)
+        qid = queue_id_of(texts[0])
+    [(_, data)] = _only(instance, "alice")
+    check_delivered(data, sent, SENDER, "alice@example.test", qid)
 
 
 def test_dot_stuffing_round_trip(instance):

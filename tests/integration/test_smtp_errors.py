@@ -51,7 +51,8 @@ def assert_still_serving(inst, subject="still-serving"):
 def test_greeting_and_ehlo_advertise_the_extensions(instance):
     with instance.raw(greet=False) as c:
         code, texts = c.reply()
-        assert code == 220 and texts[0].startswith("mx.example.test"), (code, texts)
+        # Postfix's default smtpd_banner: $myhostname ESMTP $mail_name
+        assert code == 220 and texts[0].startswith("mx.example.test ESMTP"), (code, texts)
         texts = c.expect("EHLO client.example.org", 250)
         assert texts[0].split()[0] == "mx.example.test", texts
         kw = {t.split()[0].upper(): t.split()[1:] for t in texts[1:]}
@@ -91,9 +92,15 @@ def test_unknown_user_rejected_550_5_1_1(instance):
 
 
 def test_recipient_lookup_ignores_case(instance):
+    sent = make_message("upper-case")
     with ehlo_session(instance) as c:
         c.expect("MAIL FROM:<%s>" % SENDER, 250)
         reply_ok(c.cmd("RCPT TO:<ALICE@Example.TEST>"), 250, "2.1.5", "RCPT in upper case")
+        c.expect("DATA", 354)
+        c.send(sent + b".\r\n")
+        reply_ok(c.reply(), 250, "2.0.0", "end of DATA")
+    [(_, data)] = instance.wait_for_maildir("alice", 1)
+    assert data.endswith(sent.replace(b"\r\n", b"\n")), data
 
 
 def test_relay_denied_outside_mynetworks(outside_instance):
@@ -375,6 +382,36 @@ def test_not_implemented_commands_502(instance, line, codes):
         reply_ok(c.cmd("NOOP"), 250, "2.0.0", "NOOP after " + line)
 
 
+# ------------------------------------------------------------ timeouts
+
+
+@pytest.mark.instance(main_cf={"smtpd_timeout": "2s"})
+def test_idle_client_gets_421_after_smtpd_timeout(instance):
+    with ehlo_session(instance) as c:
+        t0 = time.monotonic()
+        code, texts = c.reply()
+        waited = time.monotonic() - t0
+        assert code == 421 and enhanced(texts[0]) == "4.4.2", "idle client: expected 421 4.4.2, got %r %r" % (code, texts)
+        assert 1.5 <= waited <= 20, "timed out after %.1fs with smtpd_timeout=2s" % waited
+        assert c.at_eof(), "connection open after the timeout 421"
+    instance.wait_for_log(r"timeout after EHLO from \S+\[127\.0\.0\.1\]")
+
+
+@pytest.mark.instance(main_cf={"smtpd_timeout": "2s"})
+def test_timeout_inside_data_queues_nothing(instance):
+    with ehlo_session(instance) as c:
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(make_message("stalled")[:120])
+        code, texts = c.reply()
+        assert code == 421 and enhanced(texts[0]) == "4.4.2", (code, texts)
+        assert c.at_eof()
+    assert_still_serving(instance)
+    assert instance.messages("alice") == []
+    instance.wait_queue_empty()
+
+
 # ------------------------------------------------------------ hostile input
 
 
@@ -483,6 +520,28 @@ def test_too_many_errors_421_and_disconnect(instance):
         assert len(codes) <= 21, "421 only after %d errors" % len(codes)
         assert c.at_eof(), "connection still open after 421"
     assert_still_serving(instance)
+
+
+@pytest.mark.parametrize("seq", [b"\n.\r\n", b"\r\n.\n", b"\n.\n", b"\r.\r\n"],
+                         ids=["LF.CRLF", "CRLF.LF", "LF.LF", "CR.CRLF"])
+def test_smtp_smuggling_needs_crlf_dot_crlf(instance, seq):
+    """Only <CR><LF>.<CR><LF> ends DATA (Postfix's smtpd_forbid_bare_newline
+    = normalize): a sloppier end-of-data would let a client smuggle a second
+    message past the first one's checks."""
+    first = make_message("smuggle-carrier", body_lines=[])
+    smuggled = (b"before" + seq + b"MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<bob@example.test>\r\n"
+                b"DATA\r\nSubject: smuggled\r\n\r\nsmuggled body\r\n.\r\nQUIT\r\n")
+    with ehlo_session(instance) as c:
+        c.expect("MAIL FROM:<%s>" % SENDER, 250)
+        c.expect("RCPT TO:<alice@example.test>", 250)
+        c.expect("DATA", 354)
+        c.send(first + smuggled)
+        replies = _read_replies(c, 6, timeout=15)
+        assert [r[0] for r in replies] == [250, 221], \
+            "%r taken as end of data: replies %r" % (seq, replies)
+    [(_, data)] = instance.wait_for_maildir("alice", 1)
+    assert b"MAIL FROM:<smuggled@evil.example>" in data, data
+    assert instance.messages("bob") == []
 
 
 def test_client_closing_mid_data_loses_nothing_else(instance):

@@ -1,0 +1,96 @@
+/*
+ * sasl_server - SASL authentication for smtpd, pop3d and imapd: Cyrus
+ * libsasl2's mechanisms with every password check answered by the auth
+ * service (Postfix's xsasl_server layer, hence the names: libsasl2 owns
+ * the sasl_server_* names itself).
+ *
+ * The mechanisms are the library's plugins (Debian's libsasl2-modules);
+ * this layer only decodes and encodes base64, hands the library our
+ * password check (SASL_CB_SERVER_USERDB_CHECKPASS -> auth_verify) and
+ * turns its results into what a protocol needs to answer.  Offered:
+ * PLAIN and LOGIN.  Mechanisms that need the stored secret (CRAM-MD5,
+ * DIGEST-MD5, SCRAM-*) are not offered: the passdb keeps one-way hashes,
+ * and letting libsasl2 verify them itself would bypass auth's failure
+ * delays; see docs/accounts.md.
+ *
+ * Usage, per client session:
+ *
+ *     xsasl_server_init(err)                   once per process
+ *     s = xsasl_server_create("smtp", client_addr, NULL, err)
+ *     mechs = xsasl_server_mechs(s)             "PLAIN LOGIN" (EHLO AUTH)
+ *     st = xsasl_server_first(s, "PLAIN", initial_or_NULL, &out, err)
+ *     while (st == XSASL_CONTINUE)              send out ("334 out"),
+ *         st = xsasl_server_next(s, line, &out, err)    read the answer
+ *     XSASL_OK: xsasl_server_username(s) is the account
+ *
+ * A client's "*" (cancel) is the protocol's business: it ends the
+ * exchange without calling into this layer; free the session or start
+ * over with xsasl_server_first.  Everything the client sends is bounded
+ * (XSASL_LINE_MAX) and checked; malformed base64 is XSASL_BADPROT.
+ */
+#ifndef GLOBAL_SASL_SERVER_H
+#define GLOBAL_SASL_SERVER_H
+
+#include <stddef.h>
+
+#include "global/auth_client.h"
+#include "util/buf.h"
+
+/* Longest base64 line accepted from a client (RFC 4954 allows 12288). */
+#define XSASL_LINE_MAX 12288
+
+enum xsasl_status {
+    XSASL_OK,       /* authenticated */
+    XSASL_CONTINUE, /* send the challenge in out, then call next */
+    XSASL_FAIL,     /* bad credentials (SMTP 535 5.7.8) */
+    XSASL_TEMPFAIL, /* auth unavailable (SMTP 454 4.7.0) */
+    XSASL_BADPROT,  /* malformed data, unknown mechanism (SMTP 501 / 504) */
+};
+
+/*
+ * The password check: auth_verify's signature, so tests can put their
+ * own in place of the auth service.
+ */
+typedef int (*xsasl_verify_fn)(const char *user, const char *password,
+                               const char *client_addr, const char *service,
+                               struct auth_result *res, char *err,
+                               size_t errlen);
+
+/* sasl_server_init() and our plugin settings; 0, or -1 with err set. */
+int xsasl_server_init(char *err, size_t errlen);
+
+struct xsasl_server;
+
+/*
+ * One session.  service is the protocol ("smtp", "pop3", "imap"),
+ * client_addr the numeric client address (for auth's delay and log; may
+ * be ""), verify NULL for auth_verify.  NULL with err set on failure.
+ */
+struct xsasl_server *xsasl_server_create(const char *service,
+                                         const char *client_addr,
+                                         xsasl_verify_fn verify, char *err,
+                                         size_t errlen);
+void xsasl_server_free(struct xsasl_server *s);
+
+/* Space-separated mechanism names to advertise. */
+const char *xsasl_server_mechs(struct xsasl_server *s);
+
+/*
+ * Start mechanism mech (case-insensitive).  initial is the base64 initial
+ * response, "=" for an empty one (RFC 4954), NULL for none.  out gets the
+ * base64 challenge (reset first; may be empty).  err gets a text for the
+ * log on anything but XSASL_OK / XSASL_CONTINUE.
+ */
+enum xsasl_status xsasl_server_first(struct xsasl_server *s, const char *mech,
+                                     const char *initial, struct buf *out,
+                                     char *err, size_t errlen);
+/* The client's base64 answer to the last challenge. */
+enum xsasl_status xsasl_server_next(struct xsasl_server *s,
+                                    const char *response, struct buf *out,
+                                    char *err, size_t errlen);
+
+/* After XSASL_OK: the canonical account name and what auth said of it. */
+const char *xsasl_server_username(const struct xsasl_server *s);
+const struct auth_result *xsasl_server_result(const struct xsasl_server *s);
+
+#endif
