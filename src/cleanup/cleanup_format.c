@@ -12,36 +12,15 @@
 #include <time.h>
 
 #include "cleanup/cleanup.h"
-
-static const char *const day_names[] = {"Sun", "Mon", "Tue", "Wed",
-                                        "Thu", "Fri", "Sat"};
-static const char *const month_names[] = {"Jan", "Feb", "Mar", "Apr",
-                                          "May", "Jun", "Jul", "Aug",
-                                          "Sep", "Oct", "Nov", "Dec"};
+#include "global/dsn.h"
 
 /*
- * Postfix's mail_date(): "%a, %e %b %Y %H:%M:%S +hhmm (ZONE)" in local
- * time.  %e pads the day with a space ("Tue,  7 Mar"), which RFC 5322
- * allows as folding white space; we keep Postfix's spelling.
+ * Postfix's mail_date(); the one implementation lives in global/dsn.c,
+ * which writes the same Date: form into delivery status notifications.
  */
 void cleanup_format_date(struct buf *out, time_t t)
 {
-    struct tm tm;
-    long off;
-    char sign = '+', zone[16];
-
-    localtime_r(&t, &tm);
-    off = tm.tm_gmtoff / 60;
-    if (off < 0) {
-        sign = '-';
-        off = -off;
-    }
-    if (strftime(zone, sizeof(zone), "%Z", &tm) == 0 || zone[0] == 0)
-        snprintf(zone, sizeof(zone), "%s", off == 0 ? "UTC" : "local");
-    buf_printf(out, "%s, %2d %s %d %02d:%02d:%02d %c%02ld%02ld (%s)",
-               day_names[tm.tm_wday % 7], tm.tm_mday,
-               month_names[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
-               tm.tm_min, tm.tm_sec, sign, off / 60, off % 60, zone);
+    dsn_format_date(out, t);
 }
 
 /* Append s with control bytes (and, when ascii_only, 8-bit bytes) as '?'. */
