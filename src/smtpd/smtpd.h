@@ -30,6 +30,7 @@
 struct smtpd_restrictions; /* smtpd_check.c */
 struct smtpd_cleanup;      /* smtpd_cleanup.c */
 struct cidr_list;          /* global/cidr.h */
+struct tls_conn;           /* util/tls.h */
 
 /* EHLO keywords (smtpd_discard_ehlo_keywords masks). */
 #define SMTPD_EHLO_PIPELINING (1u << 0)
@@ -129,6 +130,10 @@ struct smtpd_session {
     struct smtpd_cmd_count *counts; /* one per command table row + unknown */
     struct smtpd_xact xact;
     struct smtpd_cleanup *cleanup;
+    /* TLS and SASL (smtpd_tls.c, smtpd_auth.c); read by smtpd_check.c. */
+    struct tls_conn *tls;  /* NULL: plaintext session */
+    char *sasl_method;     /* NULL until AUTH succeeded */
+    char *sasl_username;   /* NULL until AUTH succeeded */
     struct buf line;  /* current command line */
     struct buf reply; /* scratch for reply text */
     struct buf scratch;
