@@ -9,11 +9,14 @@
  */
 #include "global/mail_proto.h"
 
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "global/config.h"
+#include "global/server.h"
 #include "util/groupsync.h"
 #include "util/log.h"
 
@@ -57,6 +60,16 @@ struct groupsync *mail_queue_groupsync(void)
 
     if (!config_bool(cfg, "queue_group_commit"))
         return NULL;
+    /* Started by master: the state block is shared memory. */
+    const char *env = getenv(SERVER_GROUPSYNC_ENV);
+    if (env != NULL && strcmp(env, SERVER_GROUPSYNC_FD_TEXT) == 0 &&
+        fcntl(SERVER_GROUPSYNC_FD, F_GET_SEALS) >= 0) {
+        g = groupsync_open_fd(SERVER_GROUPSYNC_FD, queue_dir, err,
+                              sizeof(err));
+        if (g != NULL)
+            return g;
+        log_warn("group commit: %s", err);
+    }
     mail_socket_path(path, sizeof(path), queue_dir, MAIL_QUEUE_PRIVATE,
                      "groupsync");
     g = groupsync_open(path, queue_dir, err, sizeof(err));

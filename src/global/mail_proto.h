@@ -139,6 +139,31 @@
  * (auth_failure_delay, doubling per recent failure of the client address
  * or the user, up to auth_failure_max_delay); clients wait that long plus
  * 30s.  Lookups are never delayed and never count as failures.
+ *
+ * ---- smtpd -> anvil  (unix socket private/anvil) ----
+ * One connection per smtpd process, kept (global/anvil_client.h); one
+ * frame per request, answered at once.  ident is "service:address"
+ * (smtp:192.0.2.1), 1..255 printable ASCII bytes without blanks.
+ *        request=connect     ident=..  ->  status=0 count=<open now>
+ *                                          rate=<connections this unit>
+ *        request=disconnect  ident=..  ->  status=0
+ *        request=message     ident=..  ->  status=0 rate=<MAIL FROMs>
+ *        request=recipient   ident=..  ->  status=0 rate=<RCPT TOs>
+ *        request=lookup      ident=..  ->  status=0 count rate message
+ *                                          recipient (nothing counted)
+ *        anything else / table full    ->  status=1 reason=<text>
+ * Rates count events in the current anvil_rate_time_unit (one window per
+ * ident, shared by the three rates, as in Postfix).  Connections are
+ * tied to the anvil connection that reported them: when it closes, the
+ * ones it did not disconnect end too, and a disconnect for an ident it
+ * holds nothing of is ignored.  A frame that breaks the attr grammar or
+ * exceeds 1024 bytes ends the connection.
+ *
+ * ---- smtpd -> policy services  (check_policy_service) ----
+ * Not attr frames: Postfix's policy delegation protocol, "name=value\n"
+ * lines ended by an empty line, answered by "action=...\n\n"
+ * (smtpd/smtpd_policy.h, docs/policy.md).  The built-in greylist service
+ * (src/greylist, socket private/greylist) speaks it too.
  */
 #ifndef GLOBAL_MAIL_PROTO_H
 #define GLOBAL_MAIL_PROTO_H
@@ -158,6 +183,15 @@ struct groupsync;
 #define MAIL_QUEUE_PUBLIC "public"
 #define MAIL_QUEUE_PID "pid"
 #define MAIL_QUEUE_MAILDROP "maildrop"
+/*
+ * recycle/: emptied queue files of finished messages, named by slot
+ * number 0..MAIL_QUEUE_RECYCLE_SLOTS-1, that cleanup takes instead of
+ * creating a new file (qfile.c): creating and freeing an inode per
+ * message costs more than two renames on common file systems.  Nothing
+ * in recycle/ is mail; recovery may remove it all.
+ */
+#define MAIL_QUEUE_RECYCLE "recycle"
+#define MAIL_QUEUE_RECYCLE_SLOTS 256
 
 #define MAIL_SERVICE_CLEANUP "cleanup"
 #define MAIL_SERVICE_QMGR "qmgr"

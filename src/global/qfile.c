@@ -338,6 +338,86 @@ static bool qfile_id_in_use(int qdir_fd, const char *id)
     return faccessat(qdir_fd, path, F_OK, AT_EACCESS) == 0;
 }
 
+/* Slots probed per take or retire before giving up (see mail_proto.h). */
+#define QFILE_RECYCLE_TRIES 4
+
+/*
+ * Where this process probes recycle/ next.  Each process starts at its own
+ * place so concurrent cleanups rarely race for one slot; a lost race is
+ * only an ENOENT and the next slot.
+ */
+static unsigned qfile_recycle_cursor(void)
+{
+    static unsigned cursor;
+    static pid_t cursor_pid;
+
+    if (cursor_pid != getpid()) {
+        cursor_pid = getpid();
+        cursor = (unsigned)cursor_pid * 37u;
+    }
+    return cursor++ % MAIL_QUEUE_RECYCLE_SLOTS;
+}
+
+/*
+ * Take an emptied queue file from recycle/ as tmp_name, opened for
+ * writing and truncated.  -1 (errno ENOENT) when no slot held one; the
+ * caller then creates a file.  A slot that holds anything but a plain
+ * file of ours with one link is left alone.
+ */
+static int qfile_recycled_open(int qdir_fd, const char *tmp_name)
+{
+    char slot[64];
+    struct stat st;
+    int fd;
+
+    for (int i = 0; i < QFILE_RECYCLE_TRIES; i++) {
+        snprintf(slot, sizeof(slot), "%s/%u", MAIL_QUEUE_RECYCLE,
+                 qfile_recycle_cursor());
+        if (renameat2(qdir_fd, slot, qdir_fd, tmp_name, RENAME_NOREPLACE) < 0)
+            continue;
+        fd = openat(qdir_fd, tmp_name,
+                    O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+            st.st_nlink == 1 && st.st_uid == geteuid() &&
+            fchmod(fd, 0600) == 0)
+            return fd;
+        if (fd >= 0)
+            close(fd);
+        (void)unlinkat(qdir_fd, tmp_name, 0);
+    }
+    errno = ENOENT;
+    return -1;
+}
+
+int qfile_retire(const char *queue_dir, const char *queue, const char *id,
+                 char *err, size_t errlen)
+{
+    char path[4096], slot[4200];
+
+    snprintf(path, sizeof(path), "%s/%s/%s", queue_dir, queue, id);
+    for (int i = 0; i < QFILE_RECYCLE_TRIES; i++) {
+        snprintf(slot, sizeof(slot), "%s/%s/%u", queue_dir, MAIL_QUEUE_RECYCLE,
+                 qfile_recycle_cursor());
+        if (renameat2(AT_FDCWD, path, AT_FDCWD, slot, RENAME_NOREPLACE) == 0) {
+            /*
+             * Emptied only now that the name is gone: a crash before the
+             * rename leaves the message whole in its queue.  By path, not
+             * by descriptor: should a cleanup have taken the file already,
+             * the slot is empty (ENOENT) and its new content is safe; only
+             * qmgr fills slots, so nothing else can be there.
+             */
+            (void)truncate(slot, 0);
+            return 0;
+        }
+        if (errno != EEXIST)
+            break;
+    }
+    if (unlink(path) == 0)
+        return 0;
+    snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
+    return -1;
+}
+
 struct qfile_writer *qfile_writer_open(const char *queue_dir, char *err,
                                        size_t errlen)
 {
@@ -365,8 +445,10 @@ struct qfile_writer *qfile_writer_open(const char *queue_dir, char *err,
     for (tries = 0; tries < QFILE_NAME_TRIES; tries++) {
         snprintf(w->tmp_name, sizeof(w->tmp_name), "%s/%lu.%ld", MAIL_QUEUE_TMP,
                  w->usec, (long)getpid());
-        w->fd = openat(w->qdir_fd, w->tmp_name,
-                       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        w->fd = qfile_recycled_open(w->qdir_fd, w->tmp_name);
+        if (w->fd < 0)
+            w->fd = openat(w->qdir_fd, w->tmp_name,
+                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (w->fd >= 0 || errno != EEXIST)
             break;
         w->usec = (w->usec + 1) % 1000000;

@@ -114,6 +114,15 @@ void qfile_set_groupsync(struct groupsync *g);
 /* Forget the message: unlink the tmp file, free w. */
 void qfile_writer_abort(struct qfile_writer *w);
 
+/*
+ * A finished message leaves the queue: queue_dir/queue/id is emptied and
+ * parked in recycle/ for a later qfile_writer_open, or removed when
+ * recycle/ is full.  Either way the name is gone on return 0; -1 with
+ * err set when the file could not be removed.
+ */
+int qfile_retire(const char *queue_dir, const char *queue, const char *id,
+                 char *err, size_t errlen);
+
 struct qfile_rcpt {
     char *addr;
     char *orig;     /* original recipient before alias expansion, or "" */

@@ -35,6 +35,13 @@
 
 #define SERVER_LISTEN_FD 3
 #define SERVER_STATUS_FD 4
+/*
+ * The group-commit state block (util/groupsync.h) master shares with every
+ * worker, on this descriptor when SERVER_GROUPSYNC_ENV is set.
+ */
+#define SERVER_GROUPSYNC_FD 5
+#define SERVER_GROUPSYNC_FD_TEXT "5"
+#define SERVER_GROUPSYNC_ENV "POSTHORN_GROUPSYNC_FD"
 
 /* Environment variable by which master tells a worker its generation. */
 #define SERVER_GENERATION_ENV "POSTHORN_GENERATION"
@@ -65,6 +72,14 @@ int server_main(int argc, char **argv, const struct server_opts *opts);
 /* Service name (-n) and whether a stop/reload was requested. */
 const char *server_service_name(void);
 bool server_should_exit(void);
+
+/*
+ * An event server that serves several clients but only up to a limit
+ * (imapd) says BUSY when it is full and IDLE when it has room again, so
+ * master forks another worker while every one is full.  A fresh worker
+ * counts as idle.  No-op in stand-alone mode.
+ */
+void server_event_status(bool full);
 
 /*
  * The worker command line, as server_main() parses it (exposed for tests).

@@ -33,6 +33,7 @@
 
 #include "global/config.h"
 #include "global/master_pid.h"
+#include "util/groupsync.h"
 #include "util/log.h"
 #include "util/mem.h"
 
@@ -168,6 +169,7 @@ int main(int argc, char **argv)
         confdir = POSTHORN_CONFIG_DIR;
     log_open("master", LOG_TO_STDERR, NULL);
     master.pid_fd = -1;
+    master.groupsync_fd = -1;
     TAILQ_INIT(&master.services);
     while ((opt = getopt(argc, argv, "c:fv")) != -1) {
         switch (opt) {
@@ -224,6 +226,9 @@ int main(int argc, char **argv)
         log_fatal("%s", err);
     if (chdir(master.queue_dir) < 0)
         log_fatal("chdir %s: %m", master.queue_dir);
+    if ((master.groupsync_fd = groupsync_state_create(err, sizeof(err))) < 0)
+        log_warn("group commit state in the queue directory instead: %s",
+                 err);
     if (master_pid_path(master.cfg, path, sizeof(path)) < 0)
         log_fatal("queue_directory %s: path too long", master.queue_dir);
     if ((master.pid_fd = master_pid_lock(path, &holder, err, sizeof(err))) <

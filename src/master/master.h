@@ -124,6 +124,7 @@ struct master_state {
     gid_t owner_gid;
     struct master_svc_list services;
     struct argv child_env; /* from import_environment */
+    int groupsync_fd;      /* memfd shared with workers, or -1 */
     struct event *stop_timer;
     int stop_round;
 };

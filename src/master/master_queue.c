@@ -36,7 +36,7 @@ static const struct {
     {MAIL_QUEUE_CORRUPT, 0700, false},   {MAIL_QUEUE_DEFER_LOG, 0700, false},
     {MAIL_QUEUE_TMP, 0700, false},       {MAIL_QUEUE_PRIVATE, 0700, false},
     {MAIL_QUEUE_PUBLIC, 0755, false},    {MAIL_QUEUE_PID, 0755, true},
-    {MAIL_QUEUE_MAILDROP, 01733, false},
+    {MAIL_QUEUE_MAILDROP, 01733, false}, {MAIL_QUEUE_RECYCLE, 0700, false},
 };
 
 int master_queue_init(const char *queue_dir, bool as_root, uid_t uid, gid_t gid,

@@ -31,7 +31,7 @@ static void master_spawn_exec(struct master_svc *svc)
     struct argv av = ARGV_INIT, env = ARGV_INIT;
     sigset_t none;
     char gen[64];
-    int lfd, sfd;
+    int lfd, sfd, gfd;
 
     for (size_t i = 0; i < sizeof(reset) / sizeof(reset[0]); i++)
         signal(reset[i], SIG_DFL);
@@ -39,15 +39,20 @@ static void master_spawn_exec(struct master_svc *svc)
     sigprocmask(SIG_SETMASK, &none, NULL);
     log_reinit_pid();
 
-    /* Via high numbers, so neither dup2 can clobber the other source. */
+    /* Via high numbers, so no dup2 can clobber another's source. */
     lfd = fcntl(svc->listen_fd, F_DUPFD_CLOEXEC, 10);
     sfd = fcntl(svc->status_fd[1], F_DUPFD_CLOEXEC, 10);
+    gfd = master.groupsync_fd >= 0
+              ? fcntl(master.groupsync_fd, F_DUPFD_CLOEXEC, 10)
+              : -1;
     if (lfd < 0 || sfd < 0 || dup2(lfd, SERVER_LISTEN_FD) < 0 ||
-        dup2(sfd, SERVER_STATUS_FD) < 0) {
+        dup2(sfd, SERVER_STATUS_FD) < 0 ||
+        (gfd >= 0 && dup2(gfd, SERVER_GROUPSYNC_FD) < 0)) {
         log_error("service %s: cannot set up descriptors: %m", svc->name);
         _exit(127);
     }
-    if (close_range(SERVER_STATUS_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    if (close_range(gfd >= 0 ? SERVER_GROUPSYNC_FD + 1 : SERVER_STATUS_FD + 1,
+                    ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         log_error("service %s: close_range: %m", svc->name);
         _exit(127);
     }
@@ -68,6 +73,8 @@ static void master_spawn_exec(struct master_svc *svc)
         argv_add(&env, master.child_env.v[i]);
     snprintf(gen, sizeof(gen), "%s=%u", SERVER_GENERATION_ENV, svc->generation);
     argv_add(&env, gen);
+    if (gfd >= 0)
+        argv_add(&env, SERVER_GROUPSYNC_ENV "=" SERVER_GROUPSYNC_FD_TEXT);
 
     execve(svc->path, av.v, env.v);
     log_error("exec %s: %m", svc->path);

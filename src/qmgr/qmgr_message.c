@@ -92,18 +92,15 @@ void qmgr_message_free_all(void)
 /* Every recipient done: the message leaves the queue. */
 static void qmgr_message_remove(struct qmgr_message *m)
 {
-    struct buf path = BUF_INIT;
-    char err[512];
+    char err[4400];
 
-    qmgr_queue_path(&path, MAIL_QUEUE_ACTIVE, m->id);
-    if (unlink(path.data) < 0) {
+    if (qfile_retire(qmgr_params.queue_dir, MAIL_QUEUE_ACTIVE, m->id, err,
+                     sizeof(err)) < 0) {
         /* The last recipient is not marked done: it would be delivered
          * again after a restart.  Nothing better to do than say so. */
-        log_warn("%s: cannot remove %s: %s", m->id, path.data, strerror(errno));
-        buf_free(&path);
+        log_warn("%s: cannot remove: %s", m->id, err);
         return;
     }
-    buf_free(&path);
     if (defer_log_remove(qmgr_params.queue_dir, m->id, err, sizeof(err)) < 0)
         log_warn("%s: %s", m->id, err);
     log_info("%s: removed", m->id);
@@ -279,6 +276,7 @@ void qmgr_message_delays(const struct qmgr_message *m, double delays[4])
 /* Decide where recipient i goes; immediate outcomes are recorded here. */
 static void qmgr_message_route(struct qmgr_message *m, size_t i)
 {
+    const char *filter;
     struct qmgr_route route;
     double delays[4];
     char err[512];
@@ -290,6 +288,19 @@ static void qmgr_message_route(struct qmgr_message *m, size_t i)
         qmgr_message_delays(m, delays);
         qmgr_message_outcome(m, i, 4, "4.3.0", reason, "none", delays, false);
         return;
+    }
+    /*
+     * smtpd's FILTER action (cleanup wrote content_filter=transport:dest):
+     * every recipient goes to the filter, as Postfix does; an empty
+     * destination is $myhostname.
+     */
+    if ((filter = qfile_attr(&m->env, "content_filter")) != NULL) {
+        qmgr_route_free(&route);
+        qmgr_route_split(filter, &route.transport, &route.nexthop);
+        if (*route.nexthop == 0) {
+            free(route.nexthop);
+            route.nexthop = xstrdup(qmgr_params.myhostname);
+        }
     }
     qmgr_transport_enqueue(m, i, &route);
     qmgr_route_free(&route);

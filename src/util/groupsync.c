@@ -20,17 +20,24 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <linux/futex.h>
 #include <unistd.h>
 
 #include "util/mem.h"
 
 #define GROUPSYNC_MAGIC 0x70687367u /* "phsg" */
-#define GROUPSYNC_VERSION 2
-/* Followers poll: a process-shared condition variable does not survive
- * a waiter killed with SIGKILL (it stays counted and a later broadcast
- * blocks), so no condition variable is kept in the shared block. */
-#define GROUPSYNC_POLL_US 500
+#define GROUPSYNC_VERSION 3
+/*
+ * Followers sleep on a futex over wake_seq, which the leader bumps after
+ * each syncfs().  A process-shared condition variable is not used: it does
+ * not survive a waiter killed with SIGKILL (it stays counted and a later
+ * broadcast blocks).  A futex keeps no user-space state about its waiters,
+ * so a killed waiter leaves nothing behind.  Followers still wake every
+ * GROUPSYNC_WAIT_MS to notice a leader that died without waking them.
+ */
+#define GROUPSYNC_WAIT_MS 50
 
 struct groupsync_shared {
     uint32_t magic;
@@ -40,6 +47,7 @@ struct groupsync_shared {
     uint64_t completed;     /* every ticket <= completed is durable */
     int32_t leader_pid;     /* 0: nobody is syncing */
     int64_t leader_started; /* CLOCK_MONOTONIC ms when the leader began */
+    uint32_t wake_seq;      /* futex word: bumped when a round ends */
 };
 
 struct groupsync {
@@ -72,43 +80,40 @@ static int shared_init(struct groupsync_shared *sh)
     return 0;
 }
 
-struct groupsync *groupsync_open(const char *state_path, const char *fs_path,
-                                 char *err, size_t errlen)
+/*
+ * Map the state block of fd (locked by the caller), initialising it when
+ * it is new or damaged, and open fs_path.  fd stays the caller's.
+ */
+static struct groupsync *groupsync_map(int fd, const char *what,
+                                       const char *fs_path, char *err,
+                                       size_t errlen)
 {
     struct groupsync_shared *sh = MAP_FAILED;
     struct stat st;
-    int fd, fs_fd = -1;
+    int fs_fd = -1;
 
-    fd = open(state_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        snprintf(err, errlen, "open %s: %s", state_path, strerror(errno));
-        return NULL;
-    }
     if (flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0) {
-        snprintf(err, errlen, "lock %s: %s", state_path, strerror(errno));
-        goto fail;
+        snprintf(err, errlen, "lock %s: %s", what, strerror(errno));
+        return NULL;
     }
     if (st.st_size < (off_t)sizeof(*sh) &&
         ftruncate(fd, (off_t)sizeof(*sh)) < 0) {
-        snprintf(err, errlen, "ftruncate %s: %s", state_path, strerror(errno));
+        snprintf(err, errlen, "ftruncate %s: %s", what, strerror(errno));
         goto fail;
     }
     sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (sh == MAP_FAILED) {
-        snprintf(err, errlen, "mmap %s: %s", state_path, strerror(errno));
+        snprintf(err, errlen, "mmap %s: %s", what, strerror(errno));
         goto fail;
     }
     if (__atomic_load_n(&sh->magic, __ATOMIC_ACQUIRE) != GROUPSYNC_MAGIC ||
         sh->version != GROUPSYNC_VERSION) {
         if (shared_init(sh) < 0) {
-            snprintf(err, errlen, "initialise %s: pthread attributes",
-                     state_path);
+            snprintf(err, errlen, "initialise %s: pthread attributes", what);
             goto fail;
         }
     }
     (void)flock(fd, LOCK_UN);
-    close(fd);
-    fd = -1;
     fs_fd = open(fs_path, O_RDONLY | O_CLOEXEC);
     if (fs_fd < 0 || fstat(fs_fd, &st) < 0) {
         snprintf(err, errlen, "open %s: %s", fs_path, strerror(errno));
@@ -121,13 +126,46 @@ struct groupsync *groupsync_open(const char *state_path, const char *fs_path,
     return g;
 
 fail:
+    (void)flock(fd, LOCK_UN);
     if (sh != MAP_FAILED)
         munmap(sh, sizeof(*sh));
-    if (fd >= 0)
-        close(fd);
     if (fs_fd >= 0)
         close(fs_fd);
     return NULL;
+}
+
+struct groupsync *groupsync_open(const char *state_path, const char *fs_path,
+                                 char *err, size_t errlen)
+{
+    struct groupsync *g;
+    int fd;
+
+    fd = open(state_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        snprintf(err, errlen, "open %s: %s", state_path, strerror(errno));
+        return NULL;
+    }
+    g = groupsync_map(fd, state_path, fs_path, err, errlen);
+    close(fd);
+    return g;
+}
+
+int groupsync_state_create(char *err, size_t errlen)
+{
+    int fd = memfd_create("posthorn-groupsync", MFD_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "memfd_create: %s", strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
+struct groupsync *groupsync_open_fd(int state_fd, const char *fs_path,
+                                    char *err, size_t errlen)
+{
+    return groupsync_map(state_fd, "shared memory state", fs_path, err,
+                         errlen);
 }
 
 void groupsync_close(struct groupsync *g)
@@ -155,6 +193,23 @@ static int lock(struct groupsync_shared *sh)
         rc = 0;
     }
     return rc;
+}
+
+/* Sleep until wake_seq moves from seq, or GROUPSYNC_WAIT_MS pass. */
+static void wait_round(struct groupsync_shared *sh, uint32_t seq)
+{
+    struct timespec ts = {0, GROUPSYNC_WAIT_MS * 1000000L};
+
+    /* Not FUTEX_PRIVATE: the word is shared between processes. */
+    (void)syscall(SYS_futex, &sh->wake_seq, FUTEX_WAIT, seq, &ts, NULL, 0);
+}
+
+/* End of a round (or of a failed leader): let every follower look. */
+static void wake_all(struct groupsync_shared *sh)
+{
+    __atomic_add_fetch(&sh->wake_seq, 1, __ATOMIC_RELEASE);
+    (void)syscall(SYS_futex, &sh->wake_seq, FUTEX_WAKE, INT32_MAX, NULL, NULL,
+                  0);
 }
 
 /* A leader that is gone or stuck no longer holds up everyone else. */
@@ -196,8 +251,14 @@ int groupsync_sync(struct groupsync *g)
                 /* Those who waited on us see completed unchanged and one
                  * of them leads the next round. */
                 pthread_mutex_unlock(&sh->mu);
+                wake_all(sh);
                 errno = saved;
                 return -1;
+            }
+            if (sh->completed >= ticket) {
+                pthread_mutex_unlock(&sh->mu);
+                wake_all(sh);
+                return 0;
             }
             continue;
         }
@@ -207,8 +268,9 @@ int groupsync_sync(struct groupsync *g)
             pthread_mutex_unlock(&sh->mu);
             return syncfs(g->fs_fd);
         }
+        uint32_t seq = __atomic_load_n(&sh->wake_seq, __ATOMIC_ACQUIRE);
         pthread_mutex_unlock(&sh->mu);
-        usleep(GROUPSYNC_POLL_US);
+        wait_round(sh, seq);
         if (lock(sh) != 0)
             return syncfs(g->fs_fd);
     }

@@ -39,6 +39,17 @@ struct groupsync;
  */
 struct groupsync *groupsync_open(const char *state_path, const char *fs_path,
                                  char *err, size_t errlen);
+
+/*
+ * The state block in memory instead of a file: a file's mapped page is
+ * written back by every syncfs() and then faults on the next write, so a
+ * supervisor creates the block once (groupsync_state_create: a memfd) and
+ * hands the descriptor to every writer, which maps it with
+ * groupsync_open_fd.  The descriptor stays the caller's.
+ */
+int groupsync_state_create(char *err, size_t errlen);
+struct groupsync *groupsync_open_fd(int state_fd, const char *fs_path,
+                                    char *err, size_t errlen);
 void groupsync_close(struct groupsync *g);
 
 /* Device of the file system this groupsync covers. */
