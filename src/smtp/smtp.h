@@ -12,6 +12,8 @@
  *   smtp_reply.c    pure: reply lines, enhanced status codes, EHLO keywords
  *   smtp_nexthop.c  pure: "[host]:port", "domain", "unix:/path" syntax
  *   smtp_text.c     pure: xtext, dot-stuffing with CRLF, address checks
+ *   smtp_mime.c     pure: 8-bit MIME parts to quoted-printable for servers
+ *                   without 8BITMIME
  *
  * The pure files need nothing but util/ and are compiled into the unit
  * tests directly (tests/unit/test_smtp_*.c).
@@ -92,7 +94,8 @@ struct smtp_nexthop {
     enum smtp_nexthop_kind kind;
     char name[SMTP_HOST_MAX]; /* domain/host (lowercase), address, path */
     int family;               /* ADDR: AF_INET or AF_INET6 */
-    unsigned port;
+    unsigned port;            /* the default port unless port_given */
+    bool port_given;          /* ":port" was written */
 };
 
 #define SMTP_PORT 25
@@ -131,16 +134,35 @@ void smtp_dot_feed(struct smtp_dot *d, const char *data, size_t len,
 /* End an unterminated last line, then ".\r\n". */
 void smtp_dot_end(struct smtp_dot *d, struct buf *out);
 
-/* Size of the content with CRLF line ends (for SIZE=), and 8-bitness. */
+/*
+ * Size of the content with CRLF line ends (for SIZE=), and 8-bitness of
+ * the whole content and of the header section (up to the first empty
+ * line).
+ */
 struct smtp_measure {
     long long size;
     bool eightbit;
+    bool header_8bit;
+    bool in_header;
     bool bol;
 };
 
 void smtp_measure_init(struct smtp_measure *m);
 void smtp_measure_feed(struct smtp_measure *m, const char *data, size_t len);
 void smtp_measure_end(struct smtp_measure *m);
+
+/* ---- 8-bit to 7-bit (smtp_mime.c) ---- */
+
+/*
+ * For a server without 8BITMIME: the content (queue form, "\n" lines)
+ * with each MIME leaf part whose body has 8-bit bytes and whose
+ * Content-Transfer-Encoding is 7bit, 8bit, binary or absent re-encoded
+ * as quoted-printable, and 8bit/binary labels of multipart and
+ * message/rfc822 containers changed to 7bit, appended to out.  Returns
+ * how many parts changed; 0 leaves out as it was (not MIME, nothing to
+ * convert).
+ */
+size_t smtp_mime_downgrade(const char *in, size_t len, struct buf *out);
 
 /* ---- parameters (smtp_params.c) ---- */
 
@@ -180,6 +202,11 @@ struct smtp_params {
     enum smtp_addr_pref addr_pref;
     int inet_family; /* AF_UNSPEC, AF_INET or AF_INET6 */
     const struct argv *dns_servers;
+    unsigned smtp_port;                /* smtp_tcp_port */
+    unsigned lmtp_port;                /* lmtp_tcp_port */
+    const struct argv *fallback_relay; /* smtp_fallback_relay */
+    const char *relayhost;
+    bool mime_conversion; /* !disable_mime_output_conversion */
 };
 
 extern struct smtp_params smtp_params;
@@ -221,9 +248,11 @@ struct smtp_target {
  * smtp_mx_address_limit.  Returns 0 with *n >= 1 (free(*v)), or -1 with
  * e filled (status 4 for a temporary DNS failure, 5 for a domain that
  * does not exist, has no usable address or a null MX, or loops to us).
+ * *final is set when no fallback relay may be tried after this next hop:
+ * it loops to us, has a null MX, or lists us as one of its MX hosts.
  */
 int smtp_targets(const struct smtp_nexthop *nh, struct smtp_target **v,
-                 size_t *n, struct smtp_error *e);
+                 size_t *n, struct smtp_error *e, bool *final);
 
 /* ---- sessions (smtp_session.c) ---- */
 
@@ -314,6 +343,7 @@ struct smtp_message {
     struct qfile_envelope env;
     bool smtputf8;     /* the envelope asked for SMTPUTF8 */
     bool eightbit;     /* 8-bit content (or declared so) */
+    bool header_8bit;  /* 8-bit bytes in the header section */
     long long size;    /* content size with CRLF */
     const char *envid; /* NULL if none */
     const char *ret;   /* FULL, HDRS or NULL */

@@ -13,9 +13,10 @@
  * smtp_address_preference; inet_protocols limits the families looked up.
  * An MX host named like this host ($myhostname) is where the list ends:
  * mail must go to better MX hosts only, and if we are the best one the
- * mail loops (5.4.6).  Posthorn recognises itself by name only (Postfix
- * also compares addresses with its interfaces), so that test set-ups with
- * servers on the loopback addresses keep working.
+ * mail loops (5.4.6).  Either way no fallback relay is tried after it
+ * (*final), nor after a null MX.  Posthorn recognises itself by name
+ * only (Postfix also compares addresses with its interfaces), so that
+ * test set-ups with servers on the loopback addresses keep working.
  *
  * Everything from DNS is bounded (dns.c) and host names are checked
  * there; failures become a status for every recipient: 4.4.3 when DNS
@@ -129,7 +130,7 @@ static enum dns_status lookup_host(struct target_list *l, const char *host,
 }
 
 static int targets_mx(const struct smtp_nexthop *nh, struct target_list *l,
-                      struct smtp_error *e)
+                      struct smtp_error *e, bool *final)
 {
     struct dns_mx *mx = NULL;
     size_t nmx = 0, use;
@@ -149,6 +150,7 @@ static int targets_mx(const struct smtp_nexthop *nh, struct target_list *l,
         }
         return 0;
     case DNS_NULLMX:
+        *final = true;
         smtp_error_set(e, 5, "5.1.10",
                        "Domain %s does not accept mail (nullMX)", nh->name);
         return -1;
@@ -161,6 +163,8 @@ static int targets_mx(const struct smtp_nexthop *nh, struct target_list *l,
     for (size_t i = 0; i < nmx; i++) {
         if (!str_eq_ci(mx[i].host, smtp_params.myhostname))
             continue;
+        /* An MX host must not pass the mail on to a fallback relay. */
+        *final = true;
         if (mx[i].pref == mx[0].pref) {
             smtp_error_set(e, 5, "5.4.6", "mail for %s loops back to myself",
                            nh->name);
@@ -191,7 +195,7 @@ static int targets_mx(const struct smtp_nexthop *nh, struct target_list *l,
 }
 
 int smtp_targets(const struct smtp_nexthop *nh, struct smtp_target **v,
-                 size_t *n, struct smtp_error *e)
+                 size_t *n, struct smtp_error *e, bool *final)
 {
     struct target_list l = {NULL, 0, SMTP_TARGETS_MAX};
     struct dns_addr a;
@@ -204,9 +208,10 @@ int smtp_targets(const struct smtp_nexthop *nh, struct smtp_target **v,
         l.limit = (size_t)smtp_params.mx_address_limit;
     *v = NULL;
     *n = 0;
+    *final = false;
     switch (nh->kind) {
     case SMTP_NEXTHOP_MX:
-        rc = targets_mx(nh, &l, e);
+        rc = targets_mx(nh, &l, e, final);
         break;
     case SMTP_NEXTHOP_HOST:
         st = lookup_host(&l, nh->name, nh->port, err, sizeof(err));

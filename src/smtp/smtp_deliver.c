@@ -11,7 +11,10 @@
  *     or handshake leaves the recipient for the next address, and the
  *     last such answer is its reason when no address is left;
  *   - opportunistic TLS that fails mid-handshake is retried once on a new
- *     plaintext connection to the same address.
+ *     plaintext connection to the same address;
+ *   - recipients still undecided after the next hop's servers (or whose
+ *     next hop was not found) go to each smtp_fallback_relay in turn
+ *     (smtp only; never for a domain we are an MX host of).
  *
  * Trusts the queue file as qfile_read_envelope() validates it, and the
  * request only to select recipients: each must be a recipient record of
@@ -181,6 +184,7 @@ static int message_open(struct smtp_request *req, struct smtp_message *m)
     smtp_measure_end(&meas);
     m->size = meas.size;
     m->eightbit = m->eightbit || meas.eightbit;
+    m->header_8bit = meas.header_8bit;
     return 0;
 }
 
@@ -209,7 +213,7 @@ static bool session_limit_reached(const struct attempt *a)
 }
 
 static void try_targets(struct smtp_delivery *d, const char *key,
-                        const struct smtp_target *t, size_t n,
+                        const struct smtp_target *t, size_t n, bool more_sites,
                         struct attempt *a)
 {
     struct smtp_request *req = d->req;
@@ -238,7 +242,7 @@ static void try_targets(struct smtp_delivery *d, const char *key,
                 snprintf(relay, sizeof(relay), "%s[%s]:%u", t[i].host,
                          t[i].addr, t[i].port);
             /* Postfix logs why it skips a server it will not report. */
-            if (e.status == 4 && i + 1 < n)
+            if (e.status == 4 && (i + 1 < n || more_sites))
                 log_info("%s: %s", req->queue_id, e.reason);
             fail_pending(req, relay, &e);
             continue;
@@ -253,44 +257,103 @@ static void try_targets(struct smtp_delivery *d, const char *key,
     }
 }
 
+/* Parse one next hop; smtp_tcp_port / lmtp_tcp_port when none is given. */
+static int site_parse(const char *text, bool lmtp, struct smtp_nexthop *nh,
+                      struct smtp_error *e)
+{
+    const char *why;
+    char tmp[200];
+
+    if (smtp_nexthop_parse(text, lmtp, nh, &why) < 0) {
+        smtp_error_set(e, 4, "4.3.5", "bad next hop \"%s\": %s",
+                       log_printable(tmp, sizeof(tmp), text, strlen(text)),
+                       why);
+        return -1;
+    }
+    if (!nh->port_given && nh->kind != SMTP_NEXTHOP_UNIX)
+        nh->port = lmtp ? smtp_params.lmtp_port : smtp_params.smtp_port;
+    return 0;
+}
+
+/*
+ * No server could be found for a site (DNS, a loop, a null MX).  As in
+ * Postfix, a hard failure is not final while fallback relays remain to be
+ * tried, and a relayhost or fallback relay that does not resolve is a
+ * configuration problem: deferred with 4.3.5, never bounced.
+ */
+static void site_failed(struct smtp_request *req, const struct smtp_error *e,
+                        bool more_sites, bool is_fallback, bool is_relayhost)
+{
+    struct smtp_error soft = *e;
+
+    if (e->status == 5 && (more_sites || is_fallback || is_relayhost)) {
+        soft.status = 4;
+        soft.dsn[0] = '4';
+        if (!more_sites) {
+            str_lcpy(soft.dsn, "4.3.5", sizeof(soft.dsn));
+            log_warn("%s: %s configuration problem", req->queue_id,
+                     is_fallback ? "smtp_fallback_relay" : "relayhost");
+        }
+    }
+    fail_pending(req, NULL, &soft);
+}
+
+/*
+ * The next hop, then (smtp only) each smtp_fallback_relay in turn for the
+ * recipients that are still undecided: the servers were unreachable or
+ * answered 4XX, or the next hop was not found.  The address and session
+ * limits apply to each site separately, as in Postfix.
+ */
 static void deliver_remote(struct smtp_delivery *d, struct attempt *a)
 {
     struct smtp_request *req = d->req;
-    struct smtp_nexthop nh;
-    struct smtp_target *t = NULL;
+    const struct argv *fallback = smtp_params.fallback_relay;
+    size_t nsites = 1 + (d->lmtp ? 0 : fallback->n);
+    bool is_relayhost = *smtp_params.relayhost != 0 &&
+                        strcmp(req->nexthop, smtp_params.relayhost) == 0;
     struct smtp_session *s;
-    struct smtp_error e;
     struct buf key = BUF_INIT;
-    const char *why;
-    size_t n = 0;
 
-    if (smtp_nexthop_parse(req->nexthop, d->lmtp, &nh, &why) < 0) {
-        char tmp[200];
+    for (size_t i = 0; i < nsites && pending_count(req) > 0; i++) {
+        const char *site = i == 0 ? req->nexthop : fallback->v[i - 1];
+        bool more_sites = i + 1 < nsites, final = false;
+        struct smtp_target *t = NULL;
+        struct smtp_nexthop nh;
+        struct smtp_error e;
+        size_t n = 0;
 
-        smtp_error_set(
-            &e, 4, "4.3.5", "bad next hop \"%s\": %s",
-            log_printable(tmp, sizeof(tmp), req->nexthop, strlen(req->nexthop)),
-            why);
-        fail_pending(req, NULL, &e);
-        return;
-    }
-    a->tried = true;
-    buf_printf(&key, "%s:%s", req->transport, req->nexthop);
-    s = smtp_cache_take(key.data);
-    if (s != NULL) {
-        a->sessions++;
-        a->handshake_ok = true;
-        a->t_conn = smtp_now();
-        smtp_xfer(s, d);
-        session_done(s, req);
-    }
-    if (pending_count(req) > 0 && !session_limit_reached(a)) {
-        if (smtp_targets(&nh, &t, &n, &e) < 0)
+        if (site_parse(site, d->lmtp, &nh, &e) < 0) {
+            if (i > 0) {
+                log_warn("%s: smtp_fallback_relay: %s", req->queue_id,
+                         e.reason);
+                continue;
+            }
             fail_pending(req, NULL, &e);
-        else
-            try_targets(d, key.data, t, n, a);
+            break;
+        }
+        a->tried = true;
+        buf_reset(&key);
+        buf_printf(&key, "%s:%s", req->transport, site);
+        a->sessions = 0;
+        if (i == 0 && (s = smtp_cache_take(key.data)) != NULL) {
+            a->sessions++;
+            a->handshake_ok = true;
+            a->t_conn = smtp_now();
+            smtp_xfer(s, d);
+            session_done(s, req);
+        }
+        if (pending_count(req) == 0 || session_limit_reached(a))
+            continue;
+        if (smtp_targets(&nh, &t, &n, &e, &final) < 0) {
+            site_failed(req, &e, more_sites && !final, i > 0,
+                        i == 0 && is_relayhost);
+        } else {
+            try_targets(d, key.data, t, n, more_sites && !final, a);
+        }
+        free(t);
+        if (final)
+            break;
     }
-    free(t);
     buf_free(&key);
 }
 

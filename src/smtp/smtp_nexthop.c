@@ -13,9 +13,11 @@
  *                          path is relative to queue_directory
  *
  * For lmtp a host is never looked up as MX (Postfix's lmtp does no MX
- * lookups), brackets or not.  The default port is 25 for smtp and 24 for
- * lmtp.  Input comes from qmgr (transport_maps, relayhost): it is checked
- * here and a bad next hop is an error return, never a guess.
+ * lookups), brackets or not.  Without ":port" the port is 25 for smtp and
+ * 24 for lmtp, and port_given is false so that the caller may apply
+ * smtp_tcp_port / lmtp_tcp_port.  Input comes from qmgr (transport_maps,
+ * relayhost): it is checked here and a bad next hop is an error return,
+ * never a guess.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -165,5 +167,6 @@ int smtp_nexthop_parse(const char *text, bool lmtp, struct smtp_nexthop *out,
         *err = "bad port in next hop";
         return -1;
     }
+    out->port_given = port != NULL;
     return nexthop_host(host, bracketed, lmtp, out, err);
 }

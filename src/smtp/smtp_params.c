@@ -12,6 +12,7 @@
 #include "smtp/smtp.h"
 #include "global/config.h"
 #include "util/log.h"
+#include "util/str.h"
 
 struct smtp_params smtp_params;
 
@@ -53,6 +54,26 @@ static enum smtp_addr_pref param_addr_pref(struct config *cfg)
     if (strcmp(v, "ipv6") == 0)
         return SMTP_PREF_IPV6;
     return SMTP_PREF_ANY;
+}
+
+/* smtp_tcp_port, lmtp_tcp_port: a number or a well-known name. */
+static unsigned param_port(struct config *cfg, const char *name)
+{
+    static const struct {
+        const char *name;
+        unsigned port;
+    } known[] = {{"smtp", 25}, {"lmtp", 24}, {"submission", 587}};
+    const char *v = config_str(cfg, name);
+    long long n;
+
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+        if (strcmp(v, known[i].name) == 0)
+            return known[i].port;
+    if (!str_to_llong(v, &n) || n < 1 || n > 65535)
+        log_fatal("%s: bad port '%s' (a number from 1 to 65535, or smtp, "
+                  "lmtp, submission)",
+                  name, v);
+    return (unsigned)n;
 }
 
 /* inet_protocols: all, ipv4, ipv6 or both listed. */
@@ -107,6 +128,11 @@ void smtp_params_load(void)
     p->addr_pref = param_addr_pref(cfg);
     p->inet_family = param_inet_family(cfg);
     p->dns_servers = config_list(cfg, "dns_server_addresses");
+    p->smtp_port = param_port(cfg, "smtp_tcp_port");
+    p->lmtp_port = param_port(cfg, "lmtp_tcp_port");
+    p->fallback_relay = config_list(cfg, "smtp_fallback_relay");
+    p->relayhost = config_str(cfg, "relayhost");
+    p->mime_conversion = !config_bool(cfg, "disable_mime_output_conversion");
     if (*p->helo_name == 0)
         p->helo_name = p->myhostname;
 }

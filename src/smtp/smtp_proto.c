@@ -12,11 +12,15 @@
  *
  * Content goes as DATA with dot-stuffing and CRLF (smtp_text.c), never
  * BDAT: DATA works with every server and the queue's "\n" lines need the
- * conversion anyway.  8-bit content to a server without 8BITMIME is sent
- * unchanged, as Postfix does when it cannot convert (posthorn does no
- * quoted-printable downgrade).  Before anything is sent, a message larger
- * than the server's SIZE fails with 5.3.4, and UTF-8 addresses for a
- * server without SMTPUTF8 fail with 5.6.7.
+ * conversion anyway.  8-bit content to a server without 8BITMIME has its
+ * 8-bit MIME parts converted to quoted-printable (smtp_mime.c) unless
+ * disable_mime_output_conversion is set; what cannot be converted (not
+ * MIME, 8-bit headers) is sent unchanged, as Postfix does.  Before
+ * anything is sent, a message larger than the server's SIZE fails with
+ * 5.3.4, and for a server without SMTPUTF8 a message that needs it fails
+ * with 5.6.7: UTF-8 in the sender (all recipients) or a recipient (that
+ * one), or SMTPUTF8 requested and 8-bit bytes in the header (all, as
+ * Postfix's DELIVERY_REQUESTS_SMTPUTF8).
  *
  * The server is not trusted: every reply is bounded and checked by
  * smtp_session_reply(), and after a half-failed transaction the session
@@ -37,6 +41,9 @@
 #define STAGE_DATA "sending DATA command"
 #define STAGE_BODY "sending message body"
 #define STAGE_DOT "sending end of data -- message may be sent more than once"
+
+/* Converted content goes to the stream in pieces of this size. */
+#define SMTP_DATA_CHUNK 65536
 
 /* The text of a reply, safe for the reason field. */
 static const char *xfer_text(const struct smtp_reply *r, char *tmp, size_t size)
@@ -169,19 +176,60 @@ static int content_chunk(const char *data, size_t len, void *ctx)
     return 0;
 }
 
+static int content_to_memory(const char *data, size_t len, void *ctx)
+{
+    buf_append(ctx, data, len);
+    return 0;
+}
+
+/*
+ * The content converted to 7 bits (smtp_mime.c), sent in pieces through
+ * content_chunk.  The whole message is read into memory first: cleanup
+ * bounded its size, and MIME structure needs look-ahead.
+ */
+static int send_downgraded(struct smtp_delivery *d, struct content_ctx *c,
+                           char *err, size_t errlen)
+{
+    struct buf raw = BUF_INIT, conv = BUF_INIT;
+    const struct buf *src = &raw;
+    int rc;
+
+    rc = qfile_read_content(d->msg->fd, &d->msg->env, content_to_memory, &raw,
+                            err, errlen);
+    if (rc == 0 && raw.len > 0 &&
+        smtp_mime_downgrade(raw.data, raw.len, &conv) > 0)
+        src = &conv;
+    for (size_t off = 0; rc == 0 && off < src->len;) {
+        size_t n =
+            src->len - off < SMTP_DATA_CHUNK ? src->len - off : SMTP_DATA_CHUNK;
+
+        rc = content_chunk(src->data + off, n, c);
+        off += n;
+    }
+    buf_free(&raw);
+    buf_free(&conv);
+    return rc;
+}
+
 /* Send the content and the final dot.  0, or -1 with e filled. */
 static int send_content(struct smtp_session *s, struct smtp_delivery *d,
                         struct smtp_error *e)
 {
     struct content_ctx c;
     char err[512];
+    int rc;
 
     memset(&c, 0, sizeof(c));
     c.s = s;
     smtp_dot_init(&c.dot, smtp_params.line_length_limit);
     stream_set_timeout(s->stream, smtp_params.data_xfer_timeout * 1000);
-    if (qfile_read_content(d->msg->fd, &d->msg->env, content_chunk, &c, err,
-                           sizeof(err)) < 0) {
+    if (d->msg->eightbit && !(s->features & SMTP_FEATURE_8BITMIME) &&
+        smtp_params.mime_conversion)
+        rc = send_downgraded(d, &c, err, sizeof(err));
+    else
+        rc = qfile_read_content(d->msg->fd, &d->msg->env, content_chunk, &c,
+                                err, sizeof(err));
+    if (rc < 0) {
         buf_free(&c.out);
         if (c.failed) {
             /* The stream's sticky error says how the write failed. */
@@ -267,6 +315,8 @@ static size_t select_rcpts(struct smtp_session *s, struct smtp_delivery *d,
     struct smtp_message *m = d->msg;
     bool sender_utf8 = smtp_text_8bit(d->req->sender, strlen(d->req->sender));
     bool have_utf8 = s->features & SMTP_FEATURE_SMTPUTF8;
+    /* Postfix: requested, and the message really has UTF-8 headers. */
+    bool header_utf8 = m->smtputf8 && m->header_8bit;
     size_t nsel = 0;
 
     *utf8 = m->smtputf8 || sender_utf8;
@@ -285,7 +335,7 @@ static size_t select_rcpts(struct smtp_session *s, struct smtp_delivery *d,
             continue;
         }
         rcpt_utf8 = smtp_text_8bit(r->addr, strlen(r->addr));
-        if ((sender_utf8 || rcpt_utf8) && !have_utf8) {
+        if ((sender_utf8 || rcpt_utf8 || header_utf8) && !have_utf8) {
             smtp_rcpt_result(r, s->relay, 5, "5.6.7",
                              "SMTPUTF8 is required, but was not offered by "
                              "host %s",

@@ -122,6 +122,8 @@ void smtp_measure_init(struct smtp_measure *m)
 {
     m->size = 0;
     m->eightbit = false;
+    m->header_8bit = false;
+    m->in_header = true;
     m->bol = true;
 }
 
@@ -134,8 +136,18 @@ void smtp_measure_feed(struct smtp_measure *m, const char *data, size_t len)
     m->size += (long long)len;
     while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
         m->size++; /* the CR that goes before it */
+        if (m->in_header) {
+            /* An empty line (at a line start) ends the header. */
+            if (nl == p && (p > data || m->bol)) {
+                m->in_header = false;
+            } else if (!m->header_8bit) {
+                m->header_8bit = smtp_text_8bit(p, (size_t)(nl - p));
+            }
+        }
         p = nl + 1;
     }
+    if (m->in_header && p < end && !m->header_8bit)
+        m->header_8bit = smtp_text_8bit(p, (size_t)(end - p));
     if (!m->eightbit)
         m->eightbit = smtp_text_8bit(data, len);
     m->bol = data[len - 1] == '\n';

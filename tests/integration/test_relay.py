@@ -4,15 +4,16 @@ agent (relayhost, transport_maps), keeps it through every kind of remote
 failure, limits the connections per destination, and returns
 delivery status notifications (RFC 3464) to the sender.
 
-The remote side is `Remote`, a small fake SMTP server on 127.0.0.1 written
-here: scripted replies per recipient, a hang-up in the middle of DATA, a
-delay before the final reply, and a count of simultaneous connections.
-One test also uses Postfix's smtp-sink when it is installed.
+The remote side is `Remote` (fakesmtp.py), a small fake SMTP server on
+127.0.0.1: scripted replies per recipient, a hang-up in the middle of
+DATA, a delay before the final reply, and a count of simultaneous
+connections.  One test also uses Postfix's smtp-sink when it is
+installed; every other test runs without it.
 
 Senders of bounced mail are virtual mailbox users of the fixture
 (alice@example.test), so notifications land in a Maildir we can read.
-Flushes are qmgr triggers written to its socket, as `posthorn queue -f`,
-`-s site` and `-i ID` do.
+Flushes are `posthorn queue -f`, or qmgr triggers written to its socket
+as `posthorn queue -f`, `-s site` and `-i ID` do.
 """
 
 import email
@@ -20,13 +21,12 @@ import os
 import pwd
 import re
 import socket
-import socketserver
 import subprocess
-import threading
 import time
 
 import pytest
 
+from fakesmtp import Remote
 from posthorn import make_message, send_one
 
 ALICE = "alice@example.test"
@@ -40,139 +40,6 @@ AGENT = {
 
 
 # ---------------------------------------------------------------- fake remote
-
-
-class Remote:
-    """
-    A fake SMTP server.  Knobs (change them at any time):
-      rcpt_replies  {address: reply line}; others get 250
-      data_reply    reply to the final dot
-      drop          True: hang up after the first line of message content
-      delay         seconds to wait before the final reply
-    It records every accepted message and the highest number of
-    connections open at once.
-    """
-
-    def __init__(self, port=0):
-        self.rcpt_replies = {}
-        self.data_reply = "250 2.0.0 Ok: queued as FAKE"
-        self.drop = False
-        self.delay = 0.0
-        self.lock = threading.Lock()
-        self.messages = []
-        self.active = 0
-        self.max_active = 0
-        self.connections = 0
-        remote = self
-
-        class Handler(socketserver.StreamRequestHandler):
-            def handle(self):
-                remote._session(self)
-
-        class Server(socketserver.ThreadingTCPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-        self.server = Server(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                       daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def hop(self):
-        return "[127.0.0.1]:%d" % self.port
-
-    def relay(self):
-        return "127.0.0.1[127.0.0.1]:%d" % self.port
-
-    def received(self):
-        with self.lock:
-            return list(self.messages)
-
-    def _session(self, h):
-        with self.lock:
-            self.active += 1
-            self.connections += 1
-            self.max_active = max(self.max_active, self.active)
-        try:
-            h.connection.settimeout(60)
-            self._converse(h)
-        except OSError:
-            pass
-        finally:
-            with self.lock:
-                self.active -= 1
-
-    def _converse(self, h):
-        def send(line):
-            h.wfile.write(line.encode() + b"\r\n")
-            h.wfile.flush()
-
-        send("220 remote.test ESMTP fake")
-        mail, rcpts = None, []
-        while True:
-            raw = h.rfile.readline(65536)
-            if not raw:
-                return
-            cmd = raw.decode("utf-8", "replace").rstrip("\r\n")
-            verb = cmd.split(" ", 1)[0].upper()
-            if verb in ("EHLO", "LHLO"):
-                send("250-remote.test")
-                send("250-PIPELINING")
-                send("250-8BITMIME")
-                send("250 ENHANCEDSTATUSCODES")
-            elif verb == "HELO":
-                send("250 remote.test")
-            elif verb == "MAIL":
-                mail, rcpts = cmd, []
-                send("250 2.1.0 Ok")
-            elif verb == "RCPT":
-                m = re.match(r"RCPT TO:<([^>]*)>", cmd, re.I)
-                addr = m.group(1) if m else ""
-                reply = self.rcpt_replies.get(addr, "250 2.1.5 Ok")
-                if reply.startswith("2"):
-                    rcpts.append(addr)
-                send(reply)
-            elif verb == "DATA":
-                if mail is None or not rcpts:
-                    send("554 5.5.1 Error: no valid recipients")
-                    continue
-                send("354 End data with <CR><LF>.<CR><LF>")
-                body = bytearray()
-                while True:
-                    line = h.rfile.readline(1 << 20)
-                    if not line:
-                        return
-                    if self.drop:
-                        h.connection.shutdown(socket.SHUT_RDWR)
-                        return
-                    if line in (b".\r\n", b".\n"):
-                        break
-                    if line.startswith(b"."):
-                        line = line[1:]
-                    body += line.replace(b"\r\n", b"\n")
-                if self.delay:
-                    time.sleep(self.delay)
-                reply = self.data_reply
-                if reply.startswith("2"):
-                    with self.lock:
-                        self.messages.append((mail, list(rcpts), bytes(body)))
-                send(reply)
-                mail, rcpts = None, []
-            elif verb == "RSET":
-                mail, rcpts = None, []
-                send("250 2.0.0 Ok")
-            elif verb == "NOOP":
-                send("250 2.0.0 Ok")
-            elif verb == "QUIT":
-                send("221 2.0.0 Bye")
-                return
-            else:
-                send("502 5.5.2 Error: command not recognized")
 
 
 @pytest.fixture
@@ -339,9 +206,10 @@ def test_remote_4xx_is_deferred_listed_and_delivered_after_flush(posthorn_factor
     assert "450 4.2.1 Mailbox busy" in r.get("delay_reason", ""), r
     assert remote.received() == []
 
-    # The remote recovers; a flush delivers without waiting for the backoff.
+    # The remote recovers; `posthorn queue -f` delivers without waiting
+    # for the backoff.
     del remote.rcpt_replies["later@remote.test"]
-    trigger(inst, b"F")
+    inst.posthorn("queue", "-f", check=True)
     wait_until(lambda: subjects(remote) == ["deferred-then-flushed"], "delivery after the flush")
     inst.wait_for_log(r"%s: to=<later@remote\.test>, .*status=sent" % qid)
     inst.wait_queue_empty()

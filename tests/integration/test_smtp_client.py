@@ -6,15 +6,17 @@ one end of a socketpair), sends delivery requests in the qmgr -> agent
 framing (src/global/mail_proto.h) and checks the reply, the agent's log
 and what the remote server received.
 
-Remote servers: Postfix's smtp-sink (Debian's postfix package), and a
-scriptable fake SMTP/LMTP server written here (4xx/5xx replies, drops in
-the middle of DATA, missing 8BITMIME/PIPELINING/SMTPUTF8, STARTTLS).
+Remote servers: a scriptable fake SMTP/LMTP server written here (4xx/5xx
+replies, drops in the middle of DATA, missing 8BITMIME/PIPELINING/SMTPUTF8,
+STARTTLS); one test also uses Postfix's smtp-sink (Debian's postfix
+package) when it is installed, and is skipped otherwise.
 Names are resolved by fakedns.FakeDNS on 127.0.0.1 through the
 dns_server_addresses parameter.
 
 Every wait is bounded; a misbehaving agent fails the test, never hangs it.
 """
 
+import email
 import os
 import re
 import shutil
@@ -758,6 +760,81 @@ def test_8bit_with_and_without_8bitmime(agent_factory, fake):
     assert "BODY=" not in srv.messages()[-1]["mail"]
 
 
+MIME_8BIT = (b"Subject: caf\xc3\xa9\nMIME-Version: 1.0\n"
+             b"Content-Type: multipart/mixed; boundary=\"XX\"\n"
+             b"Content-Transfer-Encoding: 8bit\n\n"
+             b"--XX\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n"
+             b"caf\xc3\xa9 cr\xc3\xa8me = 100%\n.dot line\n"
+             b"--XX\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"
+             b"AAEC\n--XX--\n")
+
+
+def test_8bit_mime_converted_for_a_server_without_8bitmime(agent_factory, fake):
+    plain = fake()
+    plain.ehlo = ["PIPELINING"]
+    agent = agent_factory()
+    _, _, groups = agent.deliver("[127.0.0.1]:%d" % plain.port, content=MIME_8BIT)
+    assert groups[0]["status"] == "2", groups
+    m = plain.messages()[0]
+    assert "BODY=" not in m["mail"]
+    data = m["data"]
+    # The header is untouched (8-bit Subject and all); the body is 7-bit.
+    head, body = data.split(b"\n\n", 1)
+    assert head.startswith(b"Subject: caf\xc3\xa9\nMIME-Version: 1.0\n")
+    assert b"Content-Transfer-Encoding: 7bit" in head, head
+    assert all(c < 0x80 for c in body), body
+    msg = email.message_from_bytes(data)
+    text, binary = msg.get_payload()
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert text.get_payload(decode=True) == "café crème = 100%\n.dot line".encode()
+    assert binary["Content-Transfer-Encoding"] == "base64"
+    assert binary.get_payload(decode=True) == b"\x00\x01\x02"
+
+    # A server with 8BITMIME gets the message as it is.
+    srv = fake()
+    _, _, groups = agent.deliver("[127.0.0.1]:%d" % srv.port, content=MIME_8BIT)
+    assert groups[0]["status"] == "2"
+    assert srv.messages()[0]["data"] == MIME_8BIT
+    assert " BODY=8BITMIME" in srv.messages()[0]["mail"]
+
+    # disable_mime_output_conversion = yes: sent unchanged, as Postfix does.
+    raw = agent_factory({"disable_mime_output_conversion": "yes"})
+    _, _, groups = raw.deliver("[127.0.0.1]:%d" % plain.port, content=MIME_8BIT)
+    assert groups[0]["status"] == "2"
+    assert plain.messages()[1]["data"] == MIME_8BIT
+
+
+def test_smtputf8_requested_with_utf8_header(agent_factory, fake):
+    old = fake()
+    old.ehlo = ["PIPELINING", "8BITMIME"]
+    agent = agent_factory()
+    content = "Subject: Grüße\n\nhi\n".encode()
+    hop = "[127.0.0.1]:%d" % old.port
+    # SMTPUTF8 requested and the header is UTF-8: every recipient bounces.
+    _, head, groups = agent.deliver(hop, rcpts=["a@remote.test", "b@remote.test"], content=content,
+                                    attrs={"smtputf8": "1"})
+    for g in groups:
+        assert g["status"] == "5", g
+        assert g["dsn"] == "5.6.7"
+        assert g["reason"] == "SMTPUTF8 is required, but was not offered by host 127.0.0.1[127.0.0.1]"
+    assert not any(c.startswith("MAIL") for c in old.sessions[0].commands)
+    assert head["site_trouble"] == "0"
+    # Not requested: the same content goes (Postfix does not look then).
+    _, _, groups = agent.deliver(hop, content=content)
+    assert groups[0]["status"] == "2"
+    # Requested, but nothing in it needs UTF-8: sent without the parameter.
+    _, _, groups = agent.deliver(hop, content=b"Subject: plain\n\nhi\n", attrs={"smtputf8": "1"})
+    assert groups[0]["status"] == "2"
+    assert [m["mail"] for m in old.messages()] == [
+        "MAIL FROM:<sender@client.example.test> BODY=8BITMIME", "MAIL FROM:<sender@client.example.test>"]
+    # A server with SMTPUTF8 gets it with the parameter.
+    new = fake()
+    new.ehlo = ["PIPELINING", "8BITMIME", "SMTPUTF8"]
+    _, _, groups = agent.deliver("[127.0.0.1]:%d" % new.port, content=content, attrs={"smtputf8": "1"})
+    assert groups[0]["status"] == "2"
+    assert new.messages()[0]["mail"].endswith(" BODY=8BITMIME SMTPUTF8")
+
+
 def test_size_limit_of_server(agent_factory, fake):
     srv = fake()
     srv.ehlo = ["PIPELINING", "SIZE 1000"]
@@ -1010,6 +1087,104 @@ def test_4xx_rcpt_goes_to_next_mx_5xx_does_not(agent_factory, fake, dns):
     assert soft["status"] == "2" and soft["relay"].startswith("mx1.two.test[")
     assert hard["status"] == "5" and hard["relay"].startswith("mx0.two.test[")
     assert [m["rcpts"] for m in second.messages()] == [["RCPT TO:<soft@two.test>"]]
+
+
+def test_smtp_tcp_port_for_next_hops_without_port(agent_factory, fake, dns):
+    srv = fake()
+    dns.add_mx("ported.test", 10, "mx.ported.test")
+    dns.add_a("mx.ported.test", "127.0.0.1")
+    agent = agent_factory({"smtp_tcp_port": str(srv.port)}, dns=dns)
+    _, _, groups = agent.deliver("ported.test", rcpts=["u@ported.test"])
+    assert groups[0]["status"] == "2", groups
+    assert groups[0]["relay"] == "mx.ported.test[127.0.0.1]:%d" % srv.port
+    _, _, groups = agent.deliver("[127.0.0.1]")
+    assert groups[0]["relay"] == "127.0.0.1[127.0.0.1]:%d" % srv.port
+    # A port in the next hop wins.
+    other = fake()
+    _, _, groups = agent.deliver("[127.0.0.1]:%d" % other.port)
+    assert groups[0]["status"] == "2" and len(other.messages()) == 1
+    assert len(srv.messages()) == 2
+
+
+# ---------------------------------------------------------------- fallback relays
+
+def test_fallback_relay_when_the_next_hop_is_unreachable(agent_factory, fake):
+    fb = fake()
+    dead = free_port()
+    agent = agent_factory({"smtp_fallback_relay": "[127.0.0.1]:%d" % fb.port})
+    qid, head, groups = agent.deliver("[127.0.0.1]:%d" % dead)
+    assert groups[0]["status"] == "2", groups
+    assert groups[0]["relay"] == "127.0.0.1[127.0.0.1]:%d" % fb.port
+    assert head["site_trouble"] == "0"
+    # The failure that made it fall back is logged, as Postfix does.
+    assert "%s: connect to 127.0.0.1[127.0.0.1]:%d: Connection refused" % (qid, dead) in agent.log()
+    assert len(fb.messages()) == 1
+
+
+def test_fallback_relay_after_4xx_but_not_after_5xx(agent_factory, fake):
+    primary, fb = fake(), fake()
+    primary.rcpt_replies["soft@remote.test"] = "450 4.2.0 greylisted"
+    primary.rcpt_replies["hard@remote.test"] = "550 5.1.1 unknown"
+    dead = free_port()
+    # Fallback relays are tried in order: the first one is down.
+    agent = agent_factory({"smtp_fallback_relay": "[127.0.0.1]:%d, [127.0.0.1]:%d" % (dead, fb.port)})
+    _, _, groups = agent.deliver("[127.0.0.1]:%d" % primary.port,
+                                 rcpts=["ok@remote.test", "soft@remote.test", "hard@remote.test"])
+    ok, soft, hard = groups
+    assert ok["status"] == "2" and ok["relay"] == "127.0.0.1[127.0.0.1]:%d" % primary.port
+    assert soft["status"] == "2" and soft["relay"] == "127.0.0.1[127.0.0.1]:%d" % fb.port
+    assert hard["status"] == "5" and hard["dsn"] == "5.1.1"
+    assert [m["rcpts"] for m in fb.messages()] == [["RCPT TO:<soft@remote.test>"]]
+
+
+def test_fallback_relay_for_a_domain_not_found(agent_factory, fake, dns):
+    fb = fake()
+    agent = agent_factory({"smtp_fallback_relay": "[127.0.0.1]:%d" % fb.port}, dns=dns)
+    _, _, groups = agent.deliver("missing.test", rcpts=["u@missing.test"])
+    assert groups[0]["status"] == "2", groups
+    assert groups[0]["relay"] == "127.0.0.1[127.0.0.1]:%d" % fb.port
+    # A fallback relay that is not found either: a configuration problem,
+    # deferred (4.3.5), never bounced.
+    broken = agent_factory({"smtp_fallback_relay": "nowhere.test"}, dns=dns)
+    qid, _, groups = broken.deliver("missing.test", rcpts=["u@missing.test"])
+    assert groups[0]["status"] == "4", groups
+    assert groups[0]["dsn"] == "4.3.5"
+    assert "name=nowhere.test type=MX: Host not found" in groups[0]["reason"]
+    assert "%s: smtp_fallback_relay configuration problem" % qid in broken.log()
+
+
+def test_no_fallback_for_our_own_mx_domain_or_null_mx(agent_factory, fake, dns):
+    fb = fake()
+    dead = free_port()
+    dns.add_mx("backup.test", 10, "primary.backup.test")
+    dns.add_a("primary.backup.test", "127.0.0.1")
+    dns.add_mx("backup.test", 20, "client.example.test")
+    dns.add_null_mx("nomail.test")
+    agent = agent_factory({"smtp_fallback_relay": "[127.0.0.1]:%d" % fb.port}, dns=dns)
+    # We are a backup MX: the mail waits for the primary, never the fallback.
+    _, _, groups = agent.deliver("backup.test:%d" % dead, rcpts=["u@backup.test"])
+    assert groups[0]["status"] == "4"
+    assert groups[0]["reason"] == "connect to primary.backup.test[127.0.0.1]:%d: Connection refused" % dead
+    _, _, groups = agent.deliver("nomail.test", rcpts=["u@nomail.test"])
+    assert groups[0]["status"] == "5" and groups[0]["dsn"] == "5.1.10"
+    assert fb.sessions == []
+
+
+def test_relayhost_not_found_is_deferred(agent_factory, dns):
+    agent = agent_factory({"relayhost": "[relay.missing.test]"}, dns=dns)
+    qid, _, groups = agent.deliver("[relay.missing.test]")
+    assert groups[0]["status"] == "4"
+    assert groups[0]["dsn"] == "4.3.5"
+    assert "%s: relayhost configuration problem" % qid in agent.log()
+
+
+def test_lmtp_has_no_fallback_relay(agent_factory, fake):
+    fb = fake(lmtp=True)
+    dead = free_port()
+    agent = agent_factory({"smtp_fallback_relay": "[127.0.0.1]:%d" % fb.port}, service="lmtp")
+    _, _, groups = agent.deliver("[127.0.0.1]:%d" % dead)
+    assert groups[0]["status"] == "4"
+    assert fb.sessions == []
 
 
 # ---------------------------------------------------------------- TLS
