@@ -316,7 +316,9 @@ static struct param_def param_rows[] = {
      .values = "mail|daemon|user|local0|local1|local2|local3|local4|local5|"
                "local6|local7"},
     {"syslog_name", PARAM_STR, "posthorn", 0,
-     "Log tag prefix: lines read posthorn/smtpd[pid]."},
+     "Log tag prefix: lines read $syslog_name/smtpd[pid]; master.cf "
+     "\"-o syslog_name=posthorn/submission\" gives "
+     "posthorn/submission/smtpd[pid]."},
     {"transport_maps", PARAM_LIST, "", 0,
      "Tables that map recipients or domains to transport:nexthop."},
     {"unknown_local_recipient_reject_code", PARAM_INT, "550", 0,

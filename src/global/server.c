@@ -236,8 +236,19 @@ static void server_open_log(const char *progname, struct config *cfg)
     const char *env = getenv("POSTHORN_LOG_STDERR");
     int where = *file ? LOG_TO_FILE : LOG_TO_SYSLOG;
 
+    const char *syslog_name = config_str(cfg, "syslog_name");
+
     if (env != NULL && strcmp(env, "1") == 0)
         where |= LOG_TO_STDERR;
+    /* Postfix: "-o syslog_name=postfix/submission" tags the lines of that
+     * service "postfix/submission/smtpd". */
+    if (*syslog_name != 0 && strcmp(syslog_name, "posthorn") != 0) {
+        char *tag = xasprintf("%s/%s", syslog_name, progname);
+
+        log_open(tag, where, file); /* copies (and bounds) the tag */
+        free(tag);
+        return;
+    }
     log_open(progname, where, file);
 }
 

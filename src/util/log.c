@@ -64,6 +64,8 @@ void log_open(const char *name, int where, const char *file)
 
     if (name == NULL || *name == 0)
         str_lcpy(log_ident, "posthorn", sizeof(log_ident));
+    else if (strchr(name, '/') != NULL)
+        str_lcpy(log_ident, name, sizeof(log_ident));
     else
         snprintf(log_ident, sizeof(log_ident), "posthorn/%s", name);
     log_pid = (long)getpid();

@@ -17,7 +17,10 @@
 #define LOG_TO_STDERR 2
 #define LOG_TO_FILE 4
 
-/* name is the program part: "smtpd" gives "posthorn/smtpd[pid]". */
+/*
+ * name is the program part: "smtpd" gives "posthorn/smtpd[pid]"; a name
+ * with a "/" is the whole tag ("posthorn/submission/smtpd").
+ */
 void log_open(const char *name, int where, const char *file);
 /* Re-read pid after fork; keeps destinations. */
 void log_reinit_pid(void);

@@ -398,3 +398,21 @@ def test_start_reports_a_port_in_use(posthorn_factory):
     assert "Address already in use" in r.stderr_text, r.stderr_text
     assert inst.processes() == [], inst.processes()
     assert inst.posthorn("status").returncode == 1
+
+
+SUBMISSION_PORT = free_port()
+
+
+@pytest.mark.instance(master_cf_extra="127.0.0.1:%d inet n - n - - smtpd\n"
+                      "  -o syslog_name=posthorn/submission\n" % SUBMISSION_PORT)
+def test_syslog_name_override_tags_that_service_only(instance):
+    """Postfix: -o syslog_name=postfix/submission logs postfix/submission/smtpd."""
+    for port in (SUBMISSION_PORT, instance.smtp_port):
+        with RawSMTP(port) as c:
+            c.greeting()
+            c.expect("QUIT", 221)
+    wait_until(lambda: "posthorn/submission/smtpd[" in instance.maillog()
+               and re.search(r"posthorn/smtpd\[\d+\]: disconnect", instance.maillog()),
+               "log lines tagged posthorn/submission/smtpd and posthorn/smtpd")
+    sub = [l for l in instance.maillog().splitlines() if "posthorn/submission/smtpd[" in l]
+    assert any("connect from" in l for l in sub), sub
