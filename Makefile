@@ -112,7 +112,7 @@ install: all
 	install -m 644 conf/main.cf conf/master.cf $(DESTDIR)$(PREFIX)/share/posthorn/conf/
 
 FUZZ_SECONDS ?= 20
-FUZZ_TARGETS = addr attr qfile config mastercf smtp_mime pop3
+FUZZ_TARGETS = addr attr qfile config mastercf smtp_mime pop3 imap_parse imap_mime
 fuzz:
 	$(MAKE) BUILD=build/fuzz CC=clang SAN=1 \
 		CFLAGS="-fsanitize=fuzzer-no-link" build/fuzz/lib/libglobal.a build/fuzz/lib/libutil.a

@@ -453,6 +453,11 @@ static int msg_headers_done(struct cleanup_content *cc, void *ctx)
     r.queue_id = m->id;
     r.rcpt = env->rcpts.n == 1 ? env->rcpts.v[0].addr : NULL;
     r.when = env->arrival;
+    /* smtpd's PREPEND headers go above our Received:, as in Postfix. */
+    for (size_t i = 0; i < env->prepend.n; i++) {
+        buf_puts(&h, env->prepend.v[i]);
+        buf_putc(&h, '\n');
+    }
     cleanup_format_received(&h, &r);
     msg_put_content(h.data, h.len, m);
     msg_put_content(block->data, block->len, m);
@@ -514,6 +519,12 @@ static void msg_write_envelope(struct cleanup_msg *m)
         qfile_put(m->w, QREC_ATTR, a.data, a.len);
     }
     qfile_put_str(m->w, QREC_ATTR, env->smtputf8 ? "smtputf8=1" : "smtputf8=0");
+    /* smtpd's FILTER: qmgr sends every recipient to this transport. */
+    if (env->filter != NULL) {
+        buf_reset(&a);
+        buf_printf(&a, "content_filter=%s", env->filter);
+        qfile_put(m->w, QREC_ATTR, a.data, a.len);
+    }
     for (size_t i = 0; i < m->rcpts.n; i++) {
         const struct cleanup_rcpt *r = &m->rcpts.v[i];
         qfile_put_rcpt(m->w, r->addr, r->orig, r->notify, r->orcpt);
@@ -540,6 +551,22 @@ static void msg_start(struct cleanup_msg *m, const struct attr_list *frame)
         return;
     }
     snprintf(m->id, sizeof(m->id), "%s", qfile_writer_id(m->w));
+    /* smtpd's DISCARD: read to the end, acknowledge, queue nothing. */
+    if (m->env.discard) {
+        log_info("%s: discard: requested by smtpd access restrictions; "
+                 "from=<%s>",
+                 m->id, m->env.sender);
+        m->discard = true;
+        return;
+    }
+    m->hold = m->env.hold;
+    /* smtpd's REDIRECT: one recipient instead of all (then expanded). */
+    if (m->env.redirect != NULL) {
+        log_info("%s: redirect: to <%s> by smtpd access restrictions",
+                 m->id, m->env.redirect);
+        cleanup_rcpt_list_free(&m->env.rcpts);
+        cleanup_rcpt_add(&m->env.rcpts, m->env.redirect, "", "", "");
+    }
     if (cl.checks_error[0] != 0) {
         log_warn("%s: message not accepted, try again later: %s", m->id,
                  cl.checks_error);
@@ -623,6 +650,33 @@ static bool frame_flag(const struct attr *a)
 }
 
 /*
+ * What smtpd decided after the content (smtpd_end_of_data_restrictions):
+ * hold=1, discard=1 after "end=1".  0, or -1 for anything else.
+ */
+static int end_frame_extras(struct cleanup_msg *m,
+                            const struct attr_list *frame)
+{
+    for (size_t i = 1; i < frame->n; i++) {
+        const struct attr *x = &frame->v[i];
+
+        if (!frame_flag(x))
+            return -1;
+        if (strcmp(x->name, "hold") == 0) {
+            m->hold = true;
+        } else if (strcmp(x->name, "discard") == 0) {
+            if (!m->discard && m->status == 0)
+                log_info("%s: discard: requested by smtpd end-of-data "
+                         "restrictions; from=<%s>",
+                         m->id, m->env.sender);
+            m->discard = true;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
  * One message, its envelope frame already read.  Returns 0 when the
  * connection may carry another message, -1 when it must be dropped.
  */
@@ -652,7 +706,8 @@ static int cleanup_one(struct stream *s, struct attr_list *frame)
             rc = 0; /* smtpd changed its mind: no reply */
             break;
         }
-        if (frame->n == 1 && strcmp(a->name, "end") == 0 && frame_flag(a)) {
+        if (frame->n >= 1 && strcmp(a->name, "end") == 0 && frame_flag(a) &&
+            end_frame_extras(&m, frame) == 0) {
             struct buf reply = BUF_INIT;
 
             msg_end(&m);

@@ -33,6 +33,8 @@
 #define CLEANUP_ENVID_MAX 100 /* RFC 3461 */
 #define CLEANUP_ORCPT_MAX 500 /* RFC 3461 */
 #define CLEANUP_PROTO_MAX 32
+#define CLEANUP_FILTER_MAX 255  /* FILTER transport:nexthop */
+#define CLEANUP_PREPEND_MAX 20  /* PREPEND headers from smtpd */
 
 /* ---- envelope ---- */
 
@@ -64,6 +66,12 @@ struct cleanup_envelope {
     char *sasl_username;
     char *tls;
     struct cleanup_rcpt_list rcpts; /* as smtpd accepted them */
+    /* What smtpd's access restrictions asked for (all optional). */
+    bool hold;       /* queue into hold/ */
+    bool discard;    /* acknowledge, queue nothing */
+    char *filter;    /* content_filter "transport:nexthop" */
+    char *redirect;  /* every recipient replaced by this address */
+    struct argv prepend; /* headers before cleanup's Received: */
 };
 
 /*

@@ -11,6 +11,7 @@
  * returned as a static text for the log; the caller answers 4.3.0.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,9 @@ void cleanup_envelope_free(struct cleanup_envelope *env)
     free(env->ret);
     free(env->sasl_username);
     free(env->tls);
+    free(env->filter);
+    free(env->redirect);
+    argv_free(&env->prepend);
     cleanup_rcpt_list_free(&env->rcpts);
     memset(env, 0, sizeof(*env));
 }
@@ -152,6 +156,35 @@ static bool ip_ok(const char *s)
     unsigned char tmp[16];
 
     return inet_pton(AF_INET, s, tmp) == 1 || inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+/*
+ * FILTER's "transport:nexthop": a master.cf service name, then a next
+ * hop as the delivery agent reads it; printable, no blanks.
+ */
+static bool filter_ok(const char *v)
+{
+    size_t t = strcspn(v, ":");
+
+    if (t == 0 || v[t] != ':' || !text_ok(v, CLEANUP_FILTER_MAX, 0x21, 0x7e))
+        return false;
+    for (size_t i = 0; i < t; i++)
+        if (!(isalnum((unsigned char)v[i]) || strchr("-_.", v[i]) != NULL))
+            return false;
+    return true;
+}
+
+/* PREPEND's header: "Name: value", one line of printable text. */
+static bool prepend_ok(const char *v)
+{
+    size_t n = strcspn(v, ":");
+
+    if (n == 0 || v[n] != ':' || !text_ok(v, CLEANUP_TEXT_MAX, 0x20, 0x7e))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == ' ')
+            return false;
+    return true;
 }
 
 /* Each optional singleton: its name, where it goes, and its check. */
@@ -273,6 +306,35 @@ int cleanup_envelope_parse(const struct attr_list *frame, time_t now,
             }
             have_arrival = true;
             env->arrival = (time_t)t;
+        } else if (strcmp(a->name, "hold") == 0 ||
+                   strcmp(a->name, "discard") == 0) {
+            if (!field_ok(CK_BOOL, v)) {
+                *why = "bad hold or discard attribute";
+                return -1;
+            }
+            if (a->name[0] == 'h')
+                env->hold = v[0] == '1';
+            else
+                env->discard = v[0] == '1';
+        } else if (strcmp(a->name, "filter") == 0) {
+            if (env->filter != NULL || !filter_ok(v)) {
+                *why = "bad or repeated filter attribute";
+                return -1;
+            }
+            env->filter = xstrdup(v);
+        } else if (strcmp(a->name, "redirect") == 0) {
+            /* Checked below, once smtputf8 is known. */
+            if (env->redirect != NULL) {
+                *why = "repeated redirect attribute";
+                return -1;
+            }
+            env->redirect = xstrdup(v);
+        } else if (strcmp(a->name, "prepend") == 0) {
+            if (env->prepend.n >= CLEANUP_PREPEND_MAX || !prepend_ok(v)) {
+                *why = "bad prepend attribute";
+                return -1;
+            }
+            argv_add(&env->prepend, v);
         } else if (strcmp(a->name, "rcpt") == 0) {
             /* Checked below, once smtputf8 is known. */
             cleanup_rcpt_add(&env->rcpts, v, "", "", "");
@@ -333,6 +395,10 @@ int cleanup_envelope_parse(const struct attr_list *frame, time_t now,
             *why = "bad recipient address";
             return -1;
         }
+    }
+    if (env->redirect != NULL && !cleanup_addr_ok(env->redirect, false)) {
+        *why = "bad redirect address";
+        return -1;
     }
     return 0;
 }

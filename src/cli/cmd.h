@@ -23,5 +23,6 @@ int cmd_super(const char *confdir, int argc, char **argv);    /* super -d|-h|-H|
 int cmd_cat(const char *confdir, int argc, char **argv);      /* cat [-e] [-h] [-b] ID|path */
 int cmd_passwd(const char *confdir, int argc, char **argv);   /* passwd [-s scheme] [-p pw] */
 int cmd_user(const char *confdir, int argc, char **argv);     /* user add|del|passwd|list */
+int cmd_tls(const char *confdir, int argc, char **argv);      /* tls new-cert */
 
 #endif

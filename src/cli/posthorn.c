@@ -8,6 +8,7 @@
  *   posthorn [-c DIR] queue -p | -j | -f | -s site | -i ID
  *   posthorn [-c DIR] super [-d|-h|-H|-r ID|ALL|-]... [queue...]
  *   posthorn [-c DIR] cat [-e] [-h] [-b] ID|path
+ *   posthorn [-c DIR] tls new-cert [--cn NAME] [--days N] [--force]
  *
  * Sub-commands are rows in the table below; each is implemented in
  * cmd_<name>.c.  -c defaults to $POSTHORN_CONFIG_DIR, then /etc/posthorn.
@@ -40,6 +41,7 @@ static const struct command commands[] = {
     {"cat", cmd_cat, "show a queue file: cat [-e] [-h] [-b] ID|path"},
     {"passwd", cmd_passwd, "hash a password for the passdb: passwd [-s scheme]"},
     {"user", cmd_user, "edit the passdb: user add|del|passwd|list [user]"},
+    {"tls", cmd_tls, "TLS chores: tls new-cert [--cn name] [--days n] [--force]"},
 };
 
 static void usage(void)

@@ -302,6 +302,7 @@ static struct htable *config_references(struct config *cfg)
     struct config_expand_ctx x;
     char err[256];
     struct buf master = BUF_INIT;
+    const char *classes;
     char *path;
 
     config_macro_init(&x, cfg, err, sizeof(err));
@@ -312,6 +313,15 @@ static struct htable *config_references(struct config *cfg)
             config_macro_expand(&x, cfg->params[i].raw,
                                 strlen(cfg->params[i].raw), NULL);
     htable_walk(cfg->extra, collect_extra_refs, &x);
+    /* Names in smtpd_restriction_classes are parameters too (Postfix). */
+    if ((classes = config_raw(cfg, "smtpd_restriction_classes")) != NULL) {
+        struct argv names = ARGV_INIT;
+
+        argv_split(&names, classes, ", \t\r\n");
+        for (size_t i = 0; i < names.n; i++)
+            htable_put(refs, names.v[i], "");
+        argv_free(&names);
+    }
     /* master.cf "-o x=$mua_..." overrides define uses too. */
     path = xasprintf("%s/master.cf", cfg->dir);
     if (file_read_all(path, &master, MAINCF_SIZE_MAX) == 0)

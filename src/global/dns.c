@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,9 @@
 
 #define DNS_CLASS_IN 1
 #define DNS_TYPE_A 1
+#define DNS_TYPE_PTR 12
 #define DNS_TYPE_MX 15
+#define DNS_TYPE_TXT 16
 #define DNS_TYPE_AAAA 28
 
 struct dns_resolver {
@@ -558,4 +561,151 @@ void dns_mx_sort(struct dns_mx *mx, size_t n, unsigned (*rnd)(void *ctx),
         }
         mx[j] = t;
     }
+}
+
+bool dns_reverse_labels(const char *addr, char *out, size_t outlen,
+                        int *family)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char a6[16];
+    struct in_addr a4;
+    size_t o = 0;
+
+    if (inet_pton(AF_INET, addr, &a4) == 1) {
+        const unsigned char *b = (const unsigned char *)&a4;
+
+        *family = AF_INET;
+        return snprintf(out, outlen, "%u.%u.%u.%u", b[3], b[2], b[1], b[0]) <
+               (int)outlen;
+    }
+    if (inet_pton(AF_INET6, addr, a6) != 1)
+        return false;
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)a6)) {
+        *family = AF_INET;
+        return snprintf(out, outlen, "%u.%u.%u.%u", a6[15], a6[14], a6[13],
+                        a6[12]) < (int)outlen;
+    }
+    *family = AF_INET6;
+    if (outlen < 64)
+        return false;
+    for (int i = 15; i >= 0; i--) {
+        out[o++] = hex[a6[i] & 15];
+        out[o++] = '.';
+        out[o++] = hex[a6[i] >> 4];
+        out[o++] = i > 0 ? '.' : 0;
+    }
+    return true;
+}
+
+enum dns_status dns_lookup_ptr(struct dns_resolver *r, const char *addr,
+                               char **name, char *err, size_t errlen)
+{
+    char labels[80], query[96];
+    unsigned char bin[16];
+    struct hostent *host = NULL;
+    struct dns_query q;
+    enum dns_status st;
+    int family, rc;
+
+    *name = NULL;
+    if (!dns_reverse_labels(addr, labels, sizeof(labels), &family)) {
+        dns_error(err, errlen, addr, "PTR", DNS_INVALID);
+        return DNS_INVALID;
+    }
+    snprintf(query, sizeof(query), "%s.%s", labels,
+             family == AF_INET ? "in-addr.arpa" : "ip6.arpa");
+    /* c-ares copies the address into the hostent it builds. */
+    memset(bin, 0, sizeof(bin));
+    if (inet_pton(AF_INET, addr, bin) != 1) {
+        unsigned char m[16];
+
+        if (inet_pton(AF_INET6, addr, m) == 1)
+            memcpy(bin, family == AF_INET ? m + 12 : m,
+                   family == AF_INET ? 4 : 16);
+    }
+    memset(&q, 0, sizeof(q));
+    ares_query(r->channel, query, DNS_CLASS_IN, DNS_TYPE_PTR, dns_callback,
+               &q);
+    dns_wait(r, &q, 1);
+    st = dns_map_status(q.status);
+    if (st == DNS_OK) {
+        rc = ares_parse_ptr_reply(q.abuf, q.alen, bin,
+                                  family == AF_INET ? 4 : 16, family, &host);
+        st = rc == ARES_SUCCESS    ? DNS_OK
+             : rc == ARES_EBADRESP ? DNS_TEMPFAIL
+                                   : dns_map_status(rc);
+    }
+    free(q.abuf);
+    if (st == DNS_OK) {
+        /* The canonical name first, then any aliases (more PTR records). */
+        if (host->h_name != NULL && dns_name_ok(host->h_name))
+            *name = dns_clean_host(host->h_name);
+        for (int i = 0; *name == NULL && host->h_aliases != NULL &&
+                        host->h_aliases[i] != NULL;
+             i++)
+            if (dns_name_ok(host->h_aliases[i]))
+                *name = dns_clean_host(host->h_aliases[i]);
+        if (*name == NULL)
+            st = DNS_NODATA;
+    }
+    if (host != NULL)
+        ares_free_hostent(host);
+    if (st != DNS_OK)
+        dns_error(err, errlen, query, "PTR", st);
+    return st;
+}
+
+enum dns_status dns_lookup_txt(struct dns_resolver *r, const char *name,
+                               struct argv *txt, char *err, size_t errlen)
+{
+    struct ares_txt_ext *reply = NULL;
+    struct dns_query q;
+    struct buf one = BUF_INIT;
+    enum dns_status st;
+    char *qname;
+    size_t count = 0;
+    int rc;
+
+    if (!dns_name_ok(name)) {
+        dns_error(err, errlen, name, "TXT", DNS_INVALID);
+        return DNS_INVALID;
+    }
+    qname = dns_query_name(name);
+    memset(&q, 0, sizeof(q));
+    ares_query(r->channel, qname, DNS_CLASS_IN, DNS_TYPE_TXT, dns_callback,
+               &q);
+    dns_wait(r, &q, 1);
+    st = dns_map_status(q.status);
+    if (st == DNS_OK) {
+        rc = ares_parse_txt_reply_ext(q.abuf, q.alen, &reply);
+        st = rc == ARES_SUCCESS    ? DNS_OK
+             : rc == ARES_EBADRESP ? DNS_TEMPFAIL
+                                   : dns_map_status(rc);
+    }
+    free(q.abuf);
+    /* A record is one or more strings; record_start marks the first. */
+    for (struct ares_txt_ext *p = st == DNS_OK ? reply : NULL; p != NULL;
+         p = p->next) {
+        if (p->record_start && one.len > 0) {
+            if (count++ < DNS_TXT_MAX)
+                argv_add(txt, one.data);
+            buf_reset(&one);
+        }
+        for (size_t i = 0; i < p->length && one.len < DNS_TXT_LEN_MAX; i++) {
+            unsigned char c = p->txt[i];
+
+            buf_putc(&one, c >= 0x20 && c < 0x7f ? c : '?');
+        }
+    }
+    if (one.len > 0 && count++ < DNS_TXT_MAX)
+        argv_add(txt, one.data);
+    buf_free(&one);
+    if (reply != NULL)
+        ares_free_data(reply);
+    if (st == DNS_OK && count == 0)
+        st = DNS_NODATA;
+    if (st != DNS_OK)
+        dns_error(err, errlen, qname, "TXT", st);
+    free(qname);
+    return st;
 }

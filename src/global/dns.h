@@ -1,5 +1,6 @@
 /*
- * dns - MX and address lookups for mail routing, through c-ares.
+ * dns - MX, address, PTR and TXT lookups for mail routing and the SMTP
+ * server's client checks, through c-ares.
  *
  * One resolver per process (dns_open), used synchronously: each lookup
  * sends its queries and waits, with poll(), until c-ares has answers or
@@ -108,6 +109,34 @@ bool dns_name_ok(const char *name);
  * for IPv6); false if it is not a numeric address with an optional port.
  */
 bool dns_server_format(const char *entry, char *out, size_t outlen);
+
+/*
+ * The labels a reverse lookup puts in front of its zone: "4.3.2.1" for
+ * 1.2.3.4, the 32 nibbles "b.a.9.8. ... .0" for an IPv6 address (an
+ * IPv4-mapped IPv6 address counts as IPv4).  dns_lookup_ptr appends
+ * in-addr.arpa / ip6.arpa; DNS block lists append their own zone.  false
+ * if addr is not a numeric address; *family gets AF_INET or AF_INET6.
+ */
+bool dns_reverse_labels(const char *addr, char *out, size_t outlen,
+                        int *family);
+
+/*
+ * PTR lookup of a numeric address.  On DNS_OK *name is the first PTR
+ * target that is a valid host name, lowercased, without the trailing dot
+ * (free()); a PTR answer with no valid name is DNS_NODATA.
+ */
+enum dns_status dns_lookup_ptr(struct dns_resolver *r, const char *addr,
+                               char **name, char *err, size_t errlen);
+
+/*
+ * TXT records of name, each record's strings joined, into txt (appended,
+ * at most DNS_TXT_MAX records of at most DNS_TXT_LEN_MAX bytes each,
+ * non-printable bytes replaced by '?').
+ */
+#define DNS_TXT_MAX 10
+#define DNS_TXT_LEN_MAX 512
+enum dns_status dns_lookup_txt(struct dns_resolver *r, const char *name,
+                               struct argv *txt, char *err, size_t errlen);
 
 /* Static text of a status ("Host not found, try again", ...). */
 const char *dns_status_text(enum dns_status st);

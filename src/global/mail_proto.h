@@ -30,12 +30,24 @@
  *        then for each accepted recipient, in order:
  *          rcpt=<addr>  followed by optional notify=..., orcpt=...
  *          (a notify/orcpt attribute belongs to the rcpt before it)
+ *        and what smtpd's access restrictions decided (all optional):
+ *          hold=1           commit into hold/ instead of incoming/
+ *          discard=1        read the message, acknowledge it, queue nothing
+ *          filter=<transport:nexthop>  content filter: cleanup writes the
+ *                           attribute content_filter=... and qmgr routes
+ *                           every recipient there
+ *          redirect=<addr>  one recipient instead of all (then expanded)
+ *          prepend=<Name: value>  a header above cleanup's Received:
+ *                           (repeatable, at most CLEANUP_PREPEND_MAX)
+ *          a BCC is one more rcpt= with notify=NEVER
  *   2. zero or more content frames:  data=<bytes>
  *        Content is the message with SMTP transparency removed (no dot
  *        stuffing) and every line ending normalised to "\n".  A content
  *        frame carries at most MAIL_PROTO_CHUNK bytes and lines may span
  *        frames.
- *   3. end frame: end=1       (or abort=1: forget the message, no reply)
+ *   3. end frame: end=1       (or abort=1: forget the message, no reply);
+ *        end=1 may be followed by hold=1 and/or discard=1, decided by
+ *        smtpd_end_of_data_restrictions after the content
  * cleanup replies to the end frame with one frame:
  *        status=0  queue_id=ID                      message committed
  *        status=4 | status=5  reason="4.3.0 text"   not committed

@@ -295,8 +295,6 @@ static struct param_def param_rows[] = {
     {"smtpd_restriction_classes", PARAM_LIST, "", 0,
      "Names of parameters that hold restriction lists usable as one "
      "restriction."},
-    {"smtpd_sasl_auth_enable", PARAM_BOOL, "no", 0, "Offer SMTP AUTH.",
-     .flags = PARAM_NOT_YET},
     {"smtpd_sender_restrictions", PARAM_LIST, "", 0,
      "Access restrictions applied to the MAIL FROM address."},
     {"smtpd_soft_error_limit", PARAM_INT, "10", 0,
@@ -304,9 +302,6 @@ static struct param_def param_rows[] = {
      .min = 0},
     {"smtpd_timeout", PARAM_TIME, "300s", 's',
      "How long the server waits for a client command or data.", .min = 1},
-    {"smtpd_tls_security_level", PARAM_STR, "", 0,
-     "SMTP server TLS: none, may (STARTTLS offered), encrypt.",
-     .values = "|none|may|encrypt", .flags = PARAM_NOT_YET},
     {"smtputf8_enable", PARAM_BOOL, "yes", 0,
      "Announce and accept SMTPUTF8 (RFC 6531)."},
     {"strict_rfc821_envelopes", PARAM_BOOL, "no", 0,
@@ -388,6 +383,9 @@ static struct param_def param_rows[] = {
 #endif
 #if __has_include("global/params_restrict.inc")
 #include "global/params_restrict.inc"
+#endif
+#if __has_include("global/params_policy.inc")
+#include "global/params_policy.inc"
 #endif
 };
 

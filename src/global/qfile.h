@@ -11,7 +11,10 @@
  *     'S' sender ("" = null sender)
  *     'A' "name=value" attributes*       client_name, client_addr, helo,
  *                                        protocol, envid, ret, smtputf8,
- *                                        body, sasl_username ...
+ *                                        body, sasl_username,
+ *                                        content_filter (smtpd's FILTER:
+ *                                        qmgr sends every recipient to
+ *                                        that transport:nexthop) ...
  *     ('R' | 'D')+ recipients            data: addr NUL orig_rcpt NUL
  *                                        notify NUL orcpt (3 NULs exactly);
  *                                        'R' = to do, 'D' = done.  The type

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <sasl/sasl.h>
 #include <sasl/saslplug.h>
@@ -55,6 +56,7 @@ struct xsasl_server {
     bool verify_asked;
     char verify_err[256];
     struct auth_result result;
+    unsigned security; /* SASL_SEC_* for sasl_setprop */
     char mechs[256];
 };
 
@@ -208,7 +210,7 @@ static int xsasl_conn_new(struct xsasl_server *s, char *err, size_t errlen)
     }
     /* No security layer: TLS protects the session, as in Postfix. */
     memset(&props, 0, sizeof(props));
-    props.security_flags = SASL_SEC_NOANONYMOUS;
+    props.security_flags = s->security | SASL_SEC_NOANONYMOUS;
     if ((rc = sasl_setprop(s->conn, SASL_SEC_PROPS, &props)) != SASL_OK) {
         snprintf(err, errlen, "SASL security properties: %s",
                  sasl_errstring(rc, NULL, NULL));
@@ -270,6 +272,74 @@ void xsasl_server_free(struct xsasl_server *s)
 const char *xsasl_server_mechs(struct xsasl_server *s)
 {
     return s->mechs;
+}
+
+static const struct {
+    const char *name;
+    unsigned xsasl;
+    unsigned sasl;
+} xsasl_security_words[] = {
+    {"noplaintext", XSASL_SEC_NOPLAINTEXT, SASL_SEC_NOPLAINTEXT},
+    {"noactive", XSASL_SEC_NOACTIVE, SASL_SEC_NOACTIVE},
+    {"nodictionary", XSASL_SEC_NODICTIONARY, SASL_SEC_NODICTIONARY},
+    {"noanonymous", XSASL_SEC_NOANONYMOUS, SASL_SEC_NOANONYMOUS},
+    {"forward_secrecy", XSASL_SEC_FORWARD_SECRECY, SASL_SEC_FORWARD_SECRECY},
+    {"mutual_auth", XSASL_SEC_MUTUAL_AUTH, SASL_SEC_MUTUAL_AUTH},
+};
+#define XSASL_NWORDS (sizeof(xsasl_security_words) / sizeof(xsasl_security_words[0]))
+
+int xsasl_security_parse(const char *options, unsigned *flags, char *err,
+                         size_t errlen)
+{
+    const char *p = options;
+
+    *flags = 0;
+    while (*p) {
+        size_t len, i;
+
+        p += strspn(p, " \t\r\n,");
+        if (*p == 0)
+            break;
+        len = strcspn(p, " \t\r\n,");
+        for (i = 0; i < XSASL_NWORDS; i++)
+            if (strlen(xsasl_security_words[i].name) == len &&
+                strncasecmp(xsasl_security_words[i].name, p, len) == 0)
+                break;
+        if (i == XSASL_NWORDS) {
+            snprintf(err, errlen, "unknown SASL security option '%.*s'",
+                     (int)(len > 32 ? 32 : len), p);
+            return -1;
+        }
+        *flags |= xsasl_security_words[i].xsasl;
+        p += len;
+    }
+    return 0;
+}
+
+int xsasl_server_set_security(struct xsasl_server *s, unsigned flags,
+                              char *err, size_t errlen)
+{
+    const char *list = NULL;
+    unsigned len = 0;
+    int count = 0, rc;
+
+    s->security = 0;
+    for (size_t i = 0; i < XSASL_NWORDS; i++)
+        if (flags & xsasl_security_words[i].xsasl)
+            s->security |= xsasl_security_words[i].sasl;
+    if (xsasl_conn_new(s, err, errlen) < 0)
+        return -1;
+    rc = sasl_listmech(s->conn, NULL, "", " ", "", &list, &len, &count);
+    if (rc == SASL_OK && count > 0)
+        str_lcpy(s->mechs, list, sizeof(s->mechs));
+    else if (rc == SASL_OK || rc == SASL_NOMECH)
+        s->mechs[0] = 0;
+    else {
+        snprintf(err, errlen, "SASL mechanism list: %s",
+                 sasl_errstring(rc, NULL, NULL));
+        return -1;
+    }
+    return 0;
 }
 
 const char *xsasl_server_username(const struct xsasl_server *s)

@@ -72,8 +72,34 @@ struct xsasl_server *xsasl_server_create(const char *service,
                                          size_t errlen);
 void xsasl_server_free(struct xsasl_server *s);
 
-/* Space-separated mechanism names to advertise. */
+/* Space-separated mechanism names to advertise ("" when none is left). */
 const char *xsasl_server_mechs(struct xsasl_server *s);
+
+/*
+ * Postfix's smtpd_sasl_security_options: which mechanisms a session may
+ * use.  XSASL_SEC_NOANONYMOUS is always in effect (no anonymous login
+ * is offered at all).
+ */
+#define XSASL_SEC_NOPLAINTEXT 0x01u   /* noplaintext: no PLAIN, LOGIN */
+#define XSASL_SEC_NOACTIVE 0x02u      /* noactive */
+#define XSASL_SEC_NODICTIONARY 0x04u  /* nodictionary */
+#define XSASL_SEC_NOANONYMOUS 0x08u   /* noanonymous */
+#define XSASL_SEC_FORWARD_SECRECY 0x10u /* forward_secrecy */
+#define XSASL_SEC_MUTUAL_AUTH 0x20u   /* mutual_auth */
+
+/*
+ * Parse the option words (blank or comma separated, case-insensitive).
+ * Returns 0 with *flags set, or -1 with err naming the unknown word.
+ */
+int xsasl_security_parse(const char *options, unsigned *flags, char *err,
+                         size_t errlen);
+/*
+ * Restrict this session to the mechanisms the flags allow (from now on:
+ * smtpd calls it again after STARTTLS with the TLS options).  The
+ * mechanism list is recomputed and may become "".  0, or -1 with err.
+ */
+int xsasl_server_set_security(struct xsasl_server *s, unsigned flags,
+                              char *err, size_t errlen);
 
 /*
  * Start mechanism mech (case-insensitive).  initial is the base64 initial

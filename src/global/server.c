@@ -318,6 +318,12 @@ static void server_report(char status)
         server_master_gone = true;
 }
 
+void server_event_status(bool full)
+{
+    if (!server_standalone && !server_master_gone)
+        server_report(full ? SERVER_STATUS_BUSY : SERVER_STATUS_IDLE);
+}
+
 static long long server_now(void)
 {
     struct timespec ts;

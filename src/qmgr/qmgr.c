@@ -296,9 +296,9 @@ static void qmgr_inotify_init(void)
     if (qmgr_inotify_fd < 0 ||
         inotify_add_watch(qmgr_inotify_fd, path.data,
                           IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
-        /* Still correct, only slower: mail waits for the next wakeup. */
-        log_warn("inotify on %s: %s; new mail is picked up at each wakeup "
-                 "only",
+        /* Still correct, only slower: incoming/ is scanned every tick. */
+        log_warn("inotify on %s: %s; scanning for new mail twice a second "
+                 "instead",
                  path.data, strerror(errno));
         if (qmgr_inotify_fd >= 0)
             close(qmgr_inotify_fd);
@@ -318,6 +318,8 @@ static void qmgr_tick(evutil_socket_t fd, short what, void *ctx)
 {
     if (server_should_exit())
         event_base_loopbreak(qmgr_base);
+    else if (qmgr_inotify_fd < 0)
+        qmgr_queue_scan_incoming(); /* no inotify: poll */
 }
 
 static void qmgr_on_signal(evutil_socket_t sig, short what, void *ctx)

@@ -1,6 +1,6 @@
 /*
  * smtpd - the SMTP server (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
- * ENHANCEDSTATUSCODES, DSN, SMTPUTF8, CHUNKING).
+ * ENHANCEDSTATUSCODES, DSN, SMTPUTF8, CHUNKING, STARTTLS, AUTH).
  *
  * Runs under the worker skeleton (global/server.h): master hands it one
  * connected client at a time; "smtpd -c DIR -s" serves fd 0 once for
@@ -85,46 +85,6 @@ static int param_code(struct config *cfg, const char *name)
     return (int)n;
 }
 
-static struct smtpd_restrictions *param_restrictions(struct config *cfg,
-                                                     const char *name)
-{
-    struct smtpd_restrictions *r;
-    struct argv list = ARGV_INIT;
-    char err[512];
-
-    argv_split(&list, param_str(cfg, name), ", \t\r\n");
-    r = smtpd_restrictions_parse(name, &list, err, sizeof(err));
-    argv_free(&list);
-    if (r == NULL)
-        log_fatal("%s", err);
-    return r;
-}
-
-/*
- * Restriction lists of later stages are not implemented yet: a non-empty
- * one would be a policy the administrator believes in and we ignore.
- */
-static void refuse_pending_lists(struct config *cfg)
-{
-    static const char *const pending[] = {
-        "smtpd_client_restrictions",      "smtpd_helo_restrictions",
-        "smtpd_sender_restrictions",      "smtpd_data_restrictions",
-        "smtpd_end_of_data_restrictions", "smtpd_etrn_restrictions",
-        "smtpd_restriction_classes",
-    };
-
-    for (size_t i = 0; i < sizeof(pending) / sizeof(pending[0]); i++) {
-        const char *v;
-
-        if (param_find(pending[i]) == NULL)
-            continue;
-        v = config_str(cfg, pending[i]);
-        if (v[strspn(v, " \t\r\n,")] != 0)
-            log_fatal("%s is not implemented yet; remove '%s = %s' to start",
-                      pending[i], pending[i], v);
-    }
-}
-
 static void smtpd_config_load(void)
 {
     struct config *cfg = config_global();
@@ -185,28 +145,21 @@ static void smtpd_config_load(void)
     if (c->mynetworks == NULL)
         log_fatal("mynetworks: %s", err);
 
-    c->relay_restrictions = param_restrictions(cfg, "smtpd_relay_restrictions");
-    c->recipient_restrictions =
-        param_restrictions(cfg, "smtpd_recipient_restrictions");
-    if (!smtpd_restrictions_guard_relay(c->relay_restrictions) &&
-        !smtpd_restrictions_guard_relay(c->recipient_restrictions))
-        log_fatal("in smtpd_relay_restrictions or "
-                  "smtpd_recipient_restrictions, specify at least one of: "
-                  "reject_unauth_destination, defer_unauth_destination, "
-                  "reject");
-    refuse_pending_lists(cfg);
-
     c->resolver = resolver_open(cfg, err, sizeof(err));
     if (c->resolver == NULL)
         log_fatal("%s", err);
+    /* The restriction lists, their tables and classes (smtpd_check.h). */
+    smtpd_check_init(cfg, c);
     mail_private_socket(c->cleanup_path, sizeof(c->cleanup_path),
                         MAIL_SERVICE_CLEANUP);
 }
 
-/* Maps may need privileges to open: read everything before the drop. */
+/* Maps and TLS keys may need privileges: read everything before the drop. */
 static void smtpd_pre_init(void)
 {
     smtpd_config_load();
+    smtpd_tls_init();
+    smtpd_auth_init();
 }
 
 /* ---------------------------------------------------------- replies */
@@ -285,6 +238,19 @@ const char *smtpd_protocol(const struct smtpd_session *s)
     if (s->xact.params.smtputf8)
         return "UTF8SMTP";
     return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+const char *smtpd_received_protocol(const struct smtpd_session *s)
+{
+    static char proto[16];
+    const char *base = smtpd_protocol(s);
+
+    /* RFC 3848 / RFC 6531: ESMTPS, ESMTPA, ESMTPSA, UTF8SMTPSA ... */
+    if (!s->esmtp || (s->tls == NULL && s->sasl_username == NULL))
+        return base;
+    snprintf(proto, sizeof(proto), "%s%s%s", base, s->tls ? "S" : "",
+             s->sasl_username ? "A" : "");
+    return proto;
 }
 
 void smtpd_param_opts(const struct smtpd_session *s, struct smtpd_param_opts *o)
@@ -368,6 +334,12 @@ static void session_command(struct smtpd_session *s, bool crlf)
     }
     s->where = cmd->name;
     s->counts[idx].total++;
+    /* A client rejected at connect (smtpd_delay_reject = no) may only go. */
+    if (smtpd_check_denied(s) != NULL && strcmp(cmd->name, "QUIT") != 0) {
+        smtpd_reply(s, "503 5.7.0 Error: access denied for %s", s->namaddr);
+        s->error_count++;
+        return;
+    }
     if (cmd->handler(s, args) == 0)
         s->counts[idx].ok++;
     else
@@ -428,14 +400,26 @@ static void smtpd_serve(int fd)
         str_lcpy(s->addr, "127.0.0.1", sizeof(s->addr));
         str_lcpy(s->port, "0", sizeof(s->port));
     }
+    smtpd_check_peer(s); /* the client's name, for "connect from" */
     snprintf(s->namaddr, sizeof(s->namaddr), "%.60s[%.63s]", s->name, s->addr);
     s->counts = xcalloc(smtpd_cmd_count + 1, sizeof(*s->counts));
     log_info("connect from %s", s->namaddr);
 
     s->client = stream_open(fd);
     stream_set_timeout(s->client, s->cfg->timeout_ms);
-    smtpd_reply(s, "220 %s", s->cfg->banner);
-    session_loop(s);
+    if (smtpd_tls_session_start(s)) {
+        switch (smtpd_check_connect(s)) {
+        case SMTPD_CHECK_GREET:
+            smtpd_reply(s, "220 %s", s->cfg->banner);
+            session_loop(s);
+            break;
+        case SMTPD_CHECK_DENIED: /* the rejection was the greeting */
+            session_loop(s);
+            break;
+        case SMTPD_CHECK_HANGUP:
+            break;
+        }
+    }
     smtpd_flush(s);
 
     smtpd_format_counts(s, &stats);
@@ -443,7 +427,10 @@ static void smtpd_serve(int fd)
     buf_free(&stats);
 
     smtpd_xact_reset(s);
+    smtpd_check_disconnect(s);
     smtpd_cleanup_close(&s->cleanup);
+    smtpd_auth_reset(s);
+    smtpd_tls_session_end(s); /* close_notify while the fd is open */
     (void)stream_release_fd(s->client); /* the skeleton closes fd */
     stream_close(s->client);
     free(s->helo);

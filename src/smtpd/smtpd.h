@@ -10,7 +10,10 @@
  *   smtpd_params.c   pure command/parameter parsing
  *   smtpd_content.c  pure DATA/BDAT transparency removal
  *   smtpd_cleanup.c  client side of the smtpd -> cleanup protocol
- *   smtpd_check.c    restriction lists (relay and recipient checks)
+ *   smtpd_check*.c   the restriction lists (smtpd_check.h), with
+ *                    smtpd_access.c (access tables), smtpd_dns.c
+ *   smtpd_tls.c      STARTTLS, wrapper mode, the encrypt level
+ *   smtpd_auth.c     AUTH and what a login leaves in logs and headers
  */
 #ifndef SMTPD_SMTPD_H
 #define SMTPD_SMTPD_H
@@ -27,7 +30,7 @@
 #include "util/buf.h"
 #include "util/stream.h"
 
-struct smtpd_restrictions; /* smtpd_check.c */
+struct smtpd_check_state; /* smtpd_check_impl.h */
 struct smtpd_cleanup;      /* smtpd_cleanup.c */
 struct cidr_list;          /* global/cidr.h */
 struct tls_conn;           /* util/tls.h */
@@ -68,8 +71,6 @@ struct smtpd_config {
     enum smtpd_bare_newline bare_newline;
     struct cidr_list *mynetworks;
     struct resolver *resolver;
-    struct smtpd_restrictions *relay_restrictions;
-    struct smtpd_restrictions *recipient_restrictions;
     bool reject_unlisted_recipient;
     bool strict_rfc821_envelopes; /* MAIL/RCPT paths need <> */
     bool reject_unlisted_sender;
@@ -93,7 +94,6 @@ struct smtpd_xact {
     bool active;                 /* MAIL accepted */
     char *sender;                /* "" for <> */
     struct mailaddr sender_addr; /* parsed, for the delayed sender check */
-    bool sender_checked;         /* smtpd_check_sender passed */
     struct smtpd_mail_params params;
     struct smtpd_rcpt *rcpt;
     size_t nrcpt, rcpt_cap;
@@ -119,7 +119,7 @@ struct smtpd_session {
     struct stream *client;
     char addr[64];
     char port[16];
-    const char *name;  /* "unknown": no DNS lookups yet */
+    const char *name;  /* verified client name or "unknown" */
     char namaddr[128]; /* "unknown[127.0.0.1]" */
     char *helo;        /* neutered, NULL until HELO/EHLO */
     bool esmtp;
@@ -130,6 +130,7 @@ struct smtpd_session {
     struct smtpd_cmd_count *counts; /* one per command table row + unknown */
     struct smtpd_xact xact;
     struct smtpd_cleanup *cleanup;
+    struct smtpd_check_state *check; /* smtpd_check*.c: per session */
     /* TLS and SASL (smtpd_tls.c, smtpd_auth.c); read by smtpd_check.c. */
     struct tls_conn *tls;  /* NULL: plaintext session */
     char *sasl_method;     /* NULL until AUTH succeeded */
@@ -215,5 +216,37 @@ int smtpd_parse_addr(struct smtpd_session *s, const char *path, size_t len,
 /* ---- smtpd_misc.c ---- */
 /* The "disconnect from" statistics text. */
 void smtpd_format_counts(const struct smtpd_session *s, struct buf *out);
+
+/* ---- smtpd_tls.c ---- */
+/* Read the TLS parameters, load certificate and key (still privileged). */
+void smtpd_tls_init(void);
+/*
+ * A new session: the wrapper-mode handshake, or the refusal when TLS is
+ * required and unavailable.  false = end the session (logged, replied).
+ */
+bool smtpd_tls_session_start(struct smtpd_session *s);
+void smtpd_tls_session_end(struct smtpd_session *s);
+bool smtpd_tls_offered(const struct smtpd_session *s);  /* EHLO STARTTLS */
+/* smtpd_tls_security_level = encrypt and no TLS yet: MAIL etc. get 530. */
+bool smtpd_tls_required(const struct smtpd_session *s);
+/* False while smtpd_tls_auth_only (or encrypt) keeps AUTH off. */
+bool smtpd_tls_auth_allowed(const struct smtpd_session *s);
+/* "(using TLSv1.3 with cipher ... (256/256 bits))", appended, or nothing. */
+void smtpd_tls_received_text(const struct smtpd_session *s, struct buf *out);
+int smtpd_cmd_starttls(struct smtpd_session *s, const char *args);
+
+/* ---- smtpd_auth.c ---- */
+void smtpd_auth_init(void); /* still privileged: libsasl2 plugins */
+/* Mechanisms to announce now ("PLAIN LOGIN"), or NULL: no AUTH. */
+const char *smtpd_auth_mechs(const struct smtpd_session *s);
+bool smtpd_auth_broken_clients(void); /* also announce "AUTH=..." */
+/* Forget a login (STARTTLS, end of session). */
+void smtpd_auth_reset(struct smtpd_session *s);
+/* "ID: client=h[ip], sasl_method=PLAIN, sasl_username=u" */
+void smtpd_log_client(const struct smtpd_session *s, const char *queue_id);
+/* sasl_username and the Received: comment ("tls") for cleanup's frame. */
+void smtpd_security_envelope(const struct smtpd_session *s, struct buf *frame);
+/* smtpd_protocol() with RFC 3848's S (TLS) and A (AUTH): "ESMTPSA". */
+const char *smtpd_received_protocol(const struct smtpd_session *s);
 
 #endif

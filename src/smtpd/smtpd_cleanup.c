@@ -211,7 +211,7 @@ int smtpd_cleanup_parse_reply(const struct attr_list *reply,
     return 0;
 }
 
-int smtpd_cleanup_end(struct smtpd_cleanup **cp,
+int smtpd_cleanup_end(struct smtpd_cleanup **cp, const struct buf *extra,
                       struct smtpd_cleanup_result *res, char *err,
                       size_t errlen)
 {
@@ -224,6 +224,8 @@ int smtpd_cleanup_end(struct smtpd_cleanup **cp,
     if (flush_content(c, true, err, errlen) < 0)
         goto done;
     attr_put_str(&c->frame, "end", "1");
+    if (extra != NULL)
+        buf_append(&c->frame, extra->data, extra->len);
     attr_end(&c->frame);
     if (send_frame(c, err, errlen) < 0)
         goto done;

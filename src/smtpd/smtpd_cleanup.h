@@ -36,11 +36,13 @@ int smtpd_cleanup_begin(struct smtpd_cleanup **cp, const char *path,
 int smtpd_cleanup_write(struct smtpd_cleanup *c, const char *data, size_t len,
                         char *err, size_t errlen);
 /*
- * Send the rest and the end frame, wait for the verdict.  Returns 0 with
- * res filled (any status), or -1 with err set when the exchange itself
- * failed (I/O error, malformed reply); the connection is then closed.
+ * Send the rest and the end frame, wait for the verdict.  extra: more
+ * attributes for the end frame (attr_put'ed, no attr_end), or NULL.
+ * Returns 0 with res filled (any status), or -1 with err set when the
+ * exchange itself failed (I/O error, malformed reply); the connection is
+ * then closed.
  */
-int smtpd_cleanup_end(struct smtpd_cleanup **cp,
+int smtpd_cleanup_end(struct smtpd_cleanup **cp, const struct buf *extra,
                       struct smtpd_cleanup_result *res, char *err,
                       size_t errlen);
 /* Forget the message (abort=1, no reply expected). */

@@ -11,7 +11,7 @@
 const struct smtpd_cmd smtpd_cmd_table[] = {
     {"HELO", smtpd_cmd_helo, SMTPD_CMD_JUNK},
     {"EHLO", smtpd_cmd_ehlo, SMTPD_CMD_JUNK},
-    {"STARTTLS", smtpd_cmd_not_implemented, 0},
+    {"STARTTLS", smtpd_cmd_starttls, 0},
     {"AUTH", smtpd_cmd_auth, 0},
     {"MAIL", smtpd_cmd_mail, 0},
     {"RCPT", smtpd_cmd_rcpt, 0},

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtpd/smtpd_check.h"
 #include "smtpd/smtpd_cleanup.h"
 #include "util/attr.h"
 #include "util/log.h"
@@ -46,7 +47,7 @@ static void build_envelope(struct smtpd_session *s, struct buf *frame)
     attr_put_str(frame, "client_port", s->port);
     if (s->helo != NULL)
         attr_put_str(frame, "helo", s->helo);
-    attr_put_str(frame, "protocol", smtpd_protocol(s));
+    attr_put_str(frame, "protocol", smtpd_received_protocol(s));
     attr_put_str(frame, "smtputf8", x->params.smtputf8 ? "1" : "0");
     if (x->params.body != SMTPD_BODY_NONE)
         attr_put_str(frame, "body", smtpd_body_name(x->params.body));
@@ -55,6 +56,7 @@ static void build_envelope(struct smtpd_session *s, struct buf *frame)
     if (x->params.ret != SMTPD_RET_NONE)
         attr_put_str(frame, "ret",
                      x->params.ret == SMTPD_RET_FULL ? "FULL" : "HDRS");
+    smtpd_security_envelope(s, frame); /* sasl_username, tls */
     attr_put_int(frame, "arrival", (long long)x->arrival);
     for (size_t i = 0; i < x->nrcpt; i++) {
         attr_put_str(frame, "rcpt", x->rcpt[i].addr);
@@ -63,6 +65,8 @@ static void build_envelope(struct smtpd_session *s, struct buf *frame)
         if (x->rcpt[i].orcpt != NULL)
             attr_put_str(frame, "orcpt", x->rcpt[i].orcpt);
     }
+    /* HOLD, DISCARD, FILTER, REDIRECT, PREPEND, BCC of the checks. */
+    smtpd_check_envelope(s, frame);
     attr_end(frame);
 }
 
@@ -129,13 +133,29 @@ static int finish_message(struct smtpd_session *s, long long bdat_bytes)
                          "552 5.3.4 Error: message file too big", NULL);
     } else if (x->cleanup_failed || !x->cleanup_open) {
         smtpd_reply(s, "451 4.3.0 Error: queue file write error");
-    } else {
+    } else if (smtpd_check_eod(s, x->size, &s->scratch) < 0) {
+        /* smtpd_end_of_data_restrictions: nothing is queued. */
+        char *reply = buf_steal(&s->scratch);
+
+        smtpd_cleanup_abort(&s->cleanup);
         x->cleanup_open = false;
-        if (smtpd_cleanup_end(&s->cleanup, &res, err, sizeof(err)) < 0) {
+        smtpd_reply(s, "%s", reply);
+        free(reply);
+    } else {
+        struct buf extra = BUF_INIT;
+        int ended;
+
+        x->cleanup_open = false;
+        smtpd_check_end_frame(s, &extra); /* HOLD, DISCARD after content */
+        ended =
+            smtpd_cleanup_end(&s->cleanup, &extra, &res, err, sizeof(err));
+
+        buf_free(&extra);
+        if (ended < 0) {
             log_warn("%s: cleanup service: %s", s->namaddr, err);
             smtpd_reply(s, "451 4.3.0 Error: queue file write error");
         } else if (res.status == 0) {
-            log_info("%s: client=%s", res.queue_id, s->namaddr);
+            smtpd_log_client(s, res.queue_id);
             if (bdat_bytes >= 0)
                 smtpd_reply(s, "250 2.0.0 Ok: %lld bytes queued as %s",
                             bdat_bytes, res.queue_id);
@@ -208,6 +228,10 @@ int smtpd_cmd_data(struct smtpd_session *s, const char *args)
     if (x->params.body == SMTPD_BODY_BINARYMIME) {
         /* RFC 3030 3: BINARYMIME content can only be sent with BDAT. */
         smtpd_reply(s, "503 5.5.1 Error: BODY=BINARYMIME requires BDAT");
+        return -1;
+    }
+    if (smtpd_check_data(s, &s->scratch) < 0) { /* smtpd_data_restrictions */
+        smtpd_reply(s, "%s", s->scratch.data);
         return -1;
     }
     if (!open_cleanup(s)) {
@@ -339,6 +363,14 @@ int smtpd_cmd_bdat(struct smtpd_session *s, const char *args)
     if (size == 0 && !last)
         return bdat_fail(s, size, last, "551 5.7.1 Null BDAT request");
     if (!x->bdat) {
+        /* smtpd_data_restrictions apply to the first chunk. */
+        if (smtpd_check_data(s, &out) < 0) {
+            char *reply = buf_steal(&out);
+            int rc = bdat_fail(s, size, last, "%s", reply);
+
+            free(reply);
+            return rc;
+        }
         if (!open_cleanup(s))
             return bdat_fail(s, size, last,
                              "451 4.3.0 Error: queue file "

@@ -6,7 +6,9 @@
  * logs and the Received: header.  Both commands reset the transaction
  * (RFC 5321 4.1.4).  A keyword is announced unless the configuration
  * disables the feature or smtpd_discard_ehlo_keywords hides it; a new
- * extension is one row in ehlo_table.
+ * extension is one row in ehlo_table.  STARTTLS and AUTH depend on the
+ * session (TLS already on, smtpd_tls_auth_only): smtpd_tls.c and
+ * smtpd_auth.c decide.
  */
 #include "smtpd/smtpd.h"
 
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "smtpd/smtpd_check.h"
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/str.h"
@@ -49,11 +52,41 @@ static bool announce_smtputf8(const struct smtpd_session *s, struct buf *out)
     return s->cfg->smtputf8_enable;
 }
 
-/* Announced, in Postfix's order.  ETRN, STARTTLS, AUTH: not yet. */
+static bool announce_starttls(const struct smtpd_session *s, struct buf *out)
+{
+    return smtpd_tls_offered(s);
+}
+
+static bool announce_auth(const struct smtpd_session *s, struct buf *out)
+{
+    const char *mechs = smtpd_auth_mechs(s);
+
+    if (mechs == NULL)
+        return false;
+    buf_printf(out, " %s", mechs);
+    return true;
+}
+
+/* "AUTH=PLAIN LOGIN" for clients that predate RFC 2554's final form. */
+static bool announce_auth_broken(const struct smtpd_session *s,
+                                 struct buf *out)
+{
+    const char *mechs = smtpd_auth_mechs(s);
+
+    if (mechs == NULL || !smtpd_auth_broken_clients())
+        return false;
+    buf_printf(out, "=%s", mechs);
+    return true;
+}
+
+/* Announced, in Postfix's order.  ETRN: not yet. */
 static const struct ehlo_keyword ehlo_table[] = {
     {"PIPELINING", SMTPD_EHLO_PIPELINING, announce_plain},
     {"SIZE", SMTPD_EHLO_SIZE, announce_size},
     {"VRFY", SMTPD_EHLO_VRFY, announce_vrfy},
+    {"STARTTLS", SMTPD_EHLO_STARTTLS, announce_starttls},
+    {"AUTH", SMTPD_EHLO_AUTH, announce_auth},
+    {"AUTH", SMTPD_EHLO_AUTH, announce_auth_broken},
     {"ENHANCEDSTATUSCODES", SMTPD_EHLO_ENHANCEDSTATUSCODES, announce_plain},
     {"8BITMIME", SMTPD_EHLO_8BITMIME, announce_plain},
     {"DSN", SMTPD_EHLO_DSN, announce_plain},
@@ -133,6 +166,11 @@ int smtpd_cmd_helo(struct smtpd_session *s, const char *args)
     smtpd_xact_reset(s);
     set_helo(s, args);
     s->esmtp = false;
+    if (smtpd_check_helo(s) < 0) { /* smtpd_helo_restrictions, replied */
+        free(s->helo);
+        s->helo = NULL;
+        return -1;
+    }
     smtpd_reply(s, "250 %s", s->cfg->myhostname);
     return 0;
 }
@@ -152,6 +190,11 @@ int smtpd_cmd_ehlo(struct smtpd_session *s, const char *args)
     smtpd_xact_reset(s);
     set_helo(s, args);
     s->esmtp = true;
+    if (smtpd_check_helo(s) < 0) { /* smtpd_helo_restrictions, replied */
+        free(s->helo);
+        s->helo = NULL;
+        return -1;
+    }
     if ((discard & ~SMTPD_EHLO_SILENT) && !(discard & SMTPD_EHLO_SILENT))
         log_info("discarding EHLO keywords for %s", s->namaddr);
 

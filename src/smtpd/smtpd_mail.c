@@ -2,11 +2,12 @@
  * smtpd_mail - MAIL and RCPT, and the transaction they build.
  *
  * Addresses are parsed by global/addr (RFC 5321 grammar, source routes
- * refused); ESMTP parameters by smtpd_params.  Recipients are checked by
- * the restriction lists (smtpd_check) before they are accepted; only
- * accepted recipients are kept, at most smtpd_recipient_limit of them.
- * Rejections of policy (size, relay, unknown user) are logged the way
- * Postfix logs them ("NOQUEUE: reject: RCPT from ...").
+ * refused); ESMTP parameters by smtpd_params.  The sender and each
+ * recipient go through the restriction lists (smtpd_check.h: at MAIL
+ * or, with smtpd_delay_reject, at each RCPT) before they are accepted;
+ * only accepted recipients are kept, at most smtpd_recipient_limit of
+ * them.  Rejections of policy (size, relay, unknown user) are logged the
+ * way Postfix logs them ("NOQUEUE: reject: RCPT from ...").
  */
 #include "smtpd/smtpd.h"
 
@@ -23,6 +24,7 @@ void smtpd_xact_reset(struct smtpd_session *s)
 
     if (x->cleanup_open)
         smtpd_cleanup_abort(&s->cleanup);
+    smtpd_check_xact_reset(s); /* HOLD, FILTER, ... of this transaction */
     free(x->sender);
     addr_free(&x->sender_addr);
     smtpd_mail_params_free(&x->params);
@@ -81,28 +83,6 @@ int smtpd_parse_addr(struct smtpd_session *s, const char *path, size_t len,
     return rc;
 }
 
-/* smtpd_reject_unlisted_sender; replies and logs when it rejects. */
-static bool sender_rejected(struct smtpd_session *s, const char *cmd,
-                            const char *to)
-{
-    struct smtpd_xact *x = &s->xact;
-    struct smtpd_check_client client = {s->addr, false};
-    char *reply;
-
-    if (x->sender_checked)
-        return false;
-    if (smtpd_check_sender(s->cfg, &client, &x->sender_addr, &s->scratch) ==
-        0) {
-        x->sender_checked = true;
-        return false;
-    }
-    reply = xstrdup(s->scratch.data);
-    smtpd_reply(s, "%s", reply);
-    smtpd_log_reject(s, cmd, reply, to);
-    free(reply);
-    return true;
-}
-
 int smtpd_cmd_mail(struct smtpd_session *s, const char *args)
 {
     struct smtpd_xact *x = &s->xact;
@@ -113,6 +93,10 @@ int smtpd_cmd_mail(struct smtpd_session *s, const char *args)
 
     if (x->active) {
         smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
+        return -1;
+    }
+    if (smtpd_tls_required(s)) {
+        smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
         return -1;
     }
     if (s->cfg->helo_required && s->helo == NULL) {
@@ -132,6 +116,13 @@ int smtpd_cmd_mail(struct smtpd_session *s, const char *args)
     smtpd_param_opts(s, &opts);
     if (smtpd_parse_mail_params(rest, &opts, &params, &s->scratch) < 0) {
         smtpd_reply(s, "%s", s->scratch.data);
+        addr_free(&addr);
+        return -1;
+    }
+    /* RFC 4954 5: AUTH= only where AUTH is offered (Postfix's reply). */
+    if (params.auth_given && smtpd_auth_mechs(s) == NULL) {
+        smtpd_reply(s, "503 5.5.4 Error: authentication disabled");
+        smtpd_mail_params_free(&params);
         addr_free(&addr);
         return -1;
     }
@@ -162,8 +153,11 @@ int smtpd_cmd_mail(struct smtpd_session *s, const char *args)
     x->sender_addr = addr;
     x->params = params;
     x->arrival = time(NULL);
-    /* With smtpd_delay_reject the sender is judged at the first RCPT. */
-    if (!s->cfg->delay_reject && sender_rejected(s, "MAIL", NULL)) {
+    /*
+     * The message rate limit, and the sender restrictions unless
+     * smtpd_delay_reject moves them to each RCPT (smtpd_check.h).
+     */
+    if (smtpd_check_mail(s) < 0) {
         smtpd_xact_reset(s);
         return -1;
     }
@@ -193,12 +187,10 @@ static void rcpt_add(struct smtpd_xact *x, const char *addr,
 int smtpd_cmd_rcpt(struct smtpd_session *s, const char *args)
 {
     struct smtpd_xact *x = &s->xact;
-    struct smtpd_check_client client = {s->addr, false};
     struct smtpd_param_opts opts;
     struct smtpd_rcpt_params params;
     struct mailaddr addr;
     const char *rest, *err;
-    int code;
 
     if (!x->active) {
         smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -234,17 +226,9 @@ int smtpd_cmd_rcpt(struct smtpd_session *s, const char *args)
                        "address");
         goto fail;
     }
-    if (sender_rejected(s, "RCPT", addr.text))
+    /* Replies and logs "NOQUEUE: reject: RCPT ..." itself. */
+    if (smtpd_check_rcpt(s, &addr, "RCPT") < 0)
         goto fail;
-    code = smtpd_check_rcpt(s->cfg, &client, &addr, &s->scratch);
-    if (code != 0) {
-        char *reply = xstrdup(s->scratch.data);
-
-        smtpd_reply(s, "%s", reply);
-        smtpd_log_reject(s, "RCPT", reply, addr.text);
-        free(reply);
-        goto fail;
-    }
     rcpt_add(x, addr.text, &params, &s->scratch);
     smtpd_rcpt_params_free(&params);
     addr_free(&addr);

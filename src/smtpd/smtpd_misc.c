@@ -1,7 +1,8 @@
 /*
  * smtpd_misc - the small commands: RSET, NOOP, QUIT, VRFY, HELP, the
- * ones not implemented yet (STARTTLS, ETRN, EXPN, AUTH), and the command
- * statistics for the "disconnect from" log line.
+ * ones not implemented yet (ETRN, EXPN), and the command statistics for
+ * the "disconnect from" log line.  STARTTLS and AUTH: smtpd_tls.c and
+ * smtpd_auth.c.
  *
  * VRFY runs the same recipient checks as RCPT, so it reveals no more than
  * RCPT would (and nothing at all with disable_vrfy_command = yes).
@@ -60,24 +61,20 @@ int smtpd_cmd_not_implemented(struct smtpd_session *s, const char *args)
     return -1;
 }
 
-int smtpd_cmd_auth(struct smtpd_session *s, const char *args)
-{
-    smtpd_reply(s, "503 5.5.1 Error: authentication not enabled");
-    return -1;
-}
-
 int smtpd_cmd_vrfy(struct smtpd_session *s, const char *args)
 {
-    struct smtpd_check_client client = {s->addr, false};
     struct buf arg = BUF_INIT;
     struct mailaddr addr;
     const char *rest, *err;
     bool bad;
     size_t n;
-    int code;
 
     if (s->cfg->disable_vrfy) {
         smtpd_reply(s, "502 5.5.1 VRFY command is disabled");
+        return -1;
+    }
+    if (smtpd_tls_required(s)) {
+        smtpd_reply(s, "530 5.7.0 Must issue a STARTTLS command first");
         return -1;
     }
     if (*args == 0) {
@@ -104,13 +101,7 @@ int smtpd_cmd_vrfy(struct smtpd_session *s, const char *args)
         smtpd_reply(s, "501 5.1.3 Bad recipient address syntax");
         return -1;
     }
-    code = smtpd_check_rcpt(s->cfg, &client, &addr, &s->scratch);
-    if (code != 0) {
-        char *reply = xstrdup(s->scratch.data);
-
-        smtpd_reply(s, "%s", reply);
-        smtpd_log_reject(s, "VRFY", reply, addr.text);
-        free(reply);
+    if (smtpd_check_rcpt(s, &addr, "VRFY") < 0) { /* replied, logged */
         addr_free(&addr);
         return -1;
     }

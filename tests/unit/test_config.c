@@ -237,21 +237,22 @@ static void test_postfix_known_warning(void **state)
     char want[256];
 
     assert_int_equal(load(f, "mail_owner = nobody\n"
-                             "smtpd_tls_cert_file = /etc/ssl/cert.pem\n"
+                             "smtpd_tls_dh1024_param_file = /etc/ssl/dh.pem\n"
                              "mytransport_destination_concurrency_limit = 3\n"),
                      0);
     assert_int_equal(f->warnings.n, 2);
     snprintf(want, sizeof(want),
-             "%s:2: parameter 'smtpd_tls_cert_file' is a Postfix parameter "
+             "%s:2: parameter 'smtpd_tls_dh1024_param_file' is a Postfix "
+             "parameter "
              "posthorn does not implement; ignored",
              f->maincf);
     assert_string_equal(f->warnings.v[0], want);
     assert_non_null(strstr(f->warnings.v[1],
                            "'mytransport_destination_concurrency_limit'"));
     /* kept, so $references and `conf -n` still see it */
-    assert_string_equal(config_raw(f->cfg, "smtpd_tls_cert_file"),
-                        "/etc/ssl/cert.pem");
-    assert_null(config_raw(f->cfg, "smtpd_tls_key_file"));
+    assert_string_equal(config_raw(f->cfg, "smtpd_tls_dh1024_param_file"),
+                        "/etc/ssl/dh.pem");
+    assert_null(config_raw(f->cfg, "smtpd_tls_eecdh_grade"));
     assert_int_equal(config_check(f->cfg, f->err, sizeof(f->err)), 0);
 }
 
@@ -260,10 +261,10 @@ static void test_not_yet_warning(void **state)
     struct fixture *f = *state;
 
     assert_int_equal(load(f, "biff = NO\ndelay_warning_time = 0s\n"
-                             "smtpd_sasl_auth_enable = yes\n"),
+                             "mynetworks_style = subnet\n"),
                      0);
     assert_int_equal(f->warnings.n, 1);
-    assert_non_null(strstr(f->warnings.v[0], "'smtpd_sasl_auth_enable' is not "
+    assert_non_null(strstr(f->warnings.v[0], "'mynetworks_style' is not "
                                              "implemented yet"));
     assert_non_null(strstr(f->warnings.v[0], ":3: "));
 }
@@ -564,12 +565,12 @@ static void test_config_set(void **state)
     assert_int_equal(config_time(f->cfg, "smtpd_timeout"), 10);
 
     /* a Postfix-only name is accepted with a warning kept for the caller */
-    assert_int_equal(config_set(f->cfg, "smtpd_tls_wrappermode", "yes",
+    assert_int_equal(config_set(f->cfg, "smtpd_tls_eecdh_grade", "strong",
                                 "service smtps -o", f->err, sizeof(f->err)),
                      0);
     config_take_warnings(f->cfg, &w);
     assert_int_equal(w.n, 1);
-    assert_non_null(strstr(w.v[0], "'smtpd_tls_wrappermode' is a Postfix "
+    assert_non_null(strstr(w.v[0], "'smtpd_tls_eecdh_grade' is a Postfix "
                                    "parameter"));
     argv_free(&w);
     config_take_warnings(f->cfg, &w);

@@ -6,7 +6,8 @@
  * wrong passwords, a temporary failure of auth, an authorization
  * identity that is not the user, malformed base64, a line one byte past
  * the limit, an unknown mechanism, and that the password reached the
- * verify callback intact and with the client address and service.
+ * verify callback intact and with the client address and service; the
+ * smtpd_sasl_security_options words and the mechanisms they leave.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -294,9 +295,58 @@ static void test_bad_input(void **state)
     xsasl_server_free(s);
 }
 
+/* smtpd_sasl_security_options words, and what they leave offered. */
+static void test_security_options(void **state)
+{
+    struct xsasl_server *s;
+    struct buf out = BUF_INIT;
+    unsigned flags;
+
+    (void)state;
+    assert_int_equal(xsasl_security_parse("", &flags, err, sizeof(err)), 0);
+    assert_int_equal(flags, 0);
+    assert_int_equal(xsasl_security_parse("noanonymous, noplaintext", &flags,
+                                          err, sizeof(err)),
+                     0);
+    assert_int_equal(flags, XSASL_SEC_NOANONYMOUS | XSASL_SEC_NOPLAINTEXT);
+    assert_int_equal(xsasl_security_parse("NoDictionary noactive,mutual_auth "
+                                          "forward_secrecy",
+                                          &flags, err, sizeof(err)),
+                     0);
+    assert_int_equal(flags, XSASL_SEC_NODICTIONARY | XSASL_SEC_NOACTIVE |
+                                XSASL_SEC_MUTUAL_AUTH |
+                                XSASL_SEC_FORWARD_SECRECY);
+    assert_int_equal(
+        xsasl_security_parse("noanonymous,nosuch", &flags, err, sizeof(err)),
+        -1);
+    assert_non_null(strstr(err, "nosuch"));
+
+    s = session();
+    /* noplaintext takes PLAIN and LOGIN away: nothing is left. */
+    assert_int_equal(xsasl_server_set_security(s, XSASL_SEC_NOPLAINTEXT, err,
+                                               sizeof(err)),
+                     0);
+    assert_string_equal(xsasl_server_mechs(s), "");
+    assert_int_equal(xsasl_server_first(s, "PLAIN", NULL, &out, err,
+                                        sizeof(err)),
+                     XSASL_BADPROT);
+    /* and noanonymous alone gives them back. */
+    assert_int_equal(xsasl_server_set_security(s, XSASL_SEC_NOANONYMOUS, err,
+                                               sizeof(err)),
+                     0);
+    assert_non_null(strstr(xsasl_server_mechs(s), "PLAIN"));
+    assert_non_null(strstr(xsasl_server_mechs(s), "LOGIN"));
+    assert_int_equal(xsasl_server_first(s, "PLAIN", NULL, &out, err,
+                                        sizeof(err)),
+                     XSASL_CONTINUE);
+    buf_free(&out);
+    xsasl_server_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_security_options),
         cmocka_unit_test(test_mechs),
         cmocka_unit_test(test_plain_initial),
         cmocka_unit_test(test_plain_wrong),

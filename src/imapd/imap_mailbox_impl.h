@@ -1,0 +1,41 @@
+/*
+ * imap_mailbox_impl - the session view struct shared by imap_mailbox.c
+ * (open, sync), imap_mailbox_msg.c (message data, STORE, EXPUNGE) and
+ * imap_store_append.c (APPEND, COPY, MOVE).  Not for use elsewhere.
+ */
+#ifndef IMAPD_IMAP_MAILBOX_IMPL_H
+#define IMAPD_IMAP_MAILBOX_IMPL_H
+
+#include <stdbool.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "imapd/imap_store.h"
+#include "imapd/imap_store_impl.h"
+
+struct imap_mailbox {
+    struct imap_store *st;
+    struct imap_index *ix;
+    char *name, *dir;
+    char *watch[2]; /* new/, cur/ */
+    bool readonly;
+    dev_t dir_dev;
+    ino_t dir_ino;
+    struct imap_msg *msgs; /* ascending uid */
+    size_t n;
+    uint32_t uidvalidity, uidnext;
+    uint64_t highestmodseq;
+    char *keywords[IMAP_KEYWORDS_MAX];
+    size_t n_keywords;
+    struct timespec new_mtime, cur_mtime;
+    bool mtimes_valid;
+};
+
+bool imap_keyword_valid(const char *kw);
+int imap_meta_keyword(const struct imap_index_meta *m, const char *kw);
+void imap_mailbox_take_keywords(struct imap_mailbox *mb,
+                                const struct imap_index_meta *m, bool *changed);
+/* Scan the Maildir into the index now (a file was not where expected). */
+int imap_mailbox_rescan(struct imap_mailbox *mb, char *err, size_t errlen);
+
+#endif
