@@ -80,8 +80,13 @@ deps:
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
+# Every test has its own instance on free ports, so they run in parallel
+# (pytest-xdist); most of their time is spent waiting on the servers.
+# TEST_JOBS=1 runs them one after the other.
+TEST_JOBS ?= 4
 integration: all
-	POSTHORN_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -x tests/integration
+	POSTHORN_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -x \
+		$(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS)) tests/integration
 
 test: deps
 	$(MAKE) all $(UNIT_TESTS)

@@ -3,7 +3,7 @@
 # present are skipped.  Usage: scripts/deps.sh [build|test|bench|all]
 #   build  compiler, libraries (OpenSSL 3, PCRE2, LMDB, libevent, libsasl2,
 #          libxcrypt) and pkg-config
-#   test   build + cmocka, pytest, swaks (+ Net::SSLeay for --tls), openssl,
+#   test   build + cmocka, pytest (+ xdist), swaks (+ Net::SSLeay for --tls), openssl,
 #          fetchmail, mutt (the integration suite's clients and test
 #          certificates)
 #   bench  test + Postfix and Dovecot (the reference pair) -- see bench/
@@ -12,7 +12,7 @@ group=${1:-test}
 
 build_pkgs="build-essential pkg-config libssl-dev libpcre2-dev liblmdb-dev
  lmdb-utils libevent-dev libsasl2-dev libsasl2-modules libcrypt-dev libc-ares-dev"
-test_pkgs="libcmocka-dev python3 python3-pytest swaks libnet-ssleay-perl clang openssl fetchmail mutt"
+test_pkgs="libcmocka-dev python3 python3-pytest python3-pytest-xdist swaks libnet-ssleay-perl clang openssl fetchmail mutt"
 bench_pkgs="postfix dovecot-imapd dovecot-pop3d"
 
 case "$group" in

@@ -4,8 +4,8 @@
  *   auth.c          start-up, the event loop, the password database
  *   auth_conn.c     client connections: frames in, replies out, the timer
  *                   that holds back an answer
- *   auth_request.c  passdb_verify and passdb_lookup: checks, outcome,
- *                   failure log, how long to hold the answer
+ *   auth_request.c  passdb_verify, passdb_lookup, passdb_report: checks,
+ *                   outcome, failure log, how long to hold the answer
  *   auth_penalty.c  failed-login counts per client address and per user
  *   auth_hash.c     worker threads that run crypt(3)
  *
@@ -38,6 +38,8 @@ struct event_base;
 /* Longest client_addr and service accepted. */
 #define AUTH_ADDR_MAX 64
 #define AUTH_SERVICE_MAX 32
+/* Longest reason a passdb_report may carry into the log. */
+#define AUTH_REASON_MAX 200
 
 /* Parameters, read once at start (auth restarts on reload). */
 struct auth_params {

@@ -7,6 +7,16 @@
  *   passdb_lookup  user [want_secret=1]
  *                  -> status=ok user uid gid home [password]
  *                     | status=notfound | status=tempfail reason
+ *   passdb_report  user, result=ok|fail, reason, client_addr, service
+ *                  -> status=ok | status=fail reason
+ *
+ * passdb_report is how a login that auth did not check itself (SCRAM:
+ * libsasl2 in smtpd, pop3d or imapd compares the client's proof with
+ * the secret a lookup gave) still goes through the failure counts, the
+ * delay and the failure log: the process reports the outcome and waits
+ * for the answer, held back exactly as a verify answer would be.  It is
+ * believed as it stands: only posthorn's own processes reach this
+ * socket, and they already receive {PLAIN} secrets.
  *
  * Requests come from other posthorn processes but carry what network
  * clients typed, so every field is bounded and checked here.  A client
@@ -265,6 +275,52 @@ static void auth_request_lookup(struct auth_conn *c,
                        0);
 }
 
+static void auth_request_report(struct auth_conn *c,
+                                const struct attr_list *req)
+{
+    const char *user = auth_request_text(req, "user", PASSDB_USER_MAX, true);
+    const char *addr =
+        auth_request_text(req, "client_addr", AUTH_ADDR_MAX, false);
+    const char *service =
+        auth_request_text(req, "service", AUTH_SERVICE_MAX, false);
+    const char *result = attr_get(req, "result");
+    const char *reason =
+        auth_request_text(req, "reason", AUTH_REASON_MAX, false);
+    struct auth_verify_state v;
+    unsigned before;
+
+    if (user == NULL || addr == NULL || service == NULL || reason == NULL ||
+        result == NULL ||
+        (strcmp(result, "ok") != 0 && strcmp(result, "fail") != 0) ||
+        !auth_request_word(service) || strchr(addr, ' ') != NULL) {
+        log_warn("malformed passdb_report request");
+        auth_reply_status(c, "fail", "malformed request", 0);
+        return;
+    }
+    memset(&v, 0, sizeof(v));
+    v.conn = c;
+    str_lcpy(v.user, user, sizeof(v.user));
+    str_lower(v.user);
+    str_lcpy(v.addr, addr, sizeof(v.addr));
+    str_lcpy(v.service, *service ? service : "unknown", sizeof(v.service));
+    before = auth_penalty_get(v.addr, v.user);
+    if (strcmp(result, "ok") == 0) {
+        auth_penalty_clear(v.addr, v.user);
+        log_debug("unknown[%s]: user %s authenticated (service=%s)%s",
+                  *v.addr ? v.addr : "unknown", v.user, v.service,
+                  before ? ", after earlier failures" : "");
+        auth_reply_status(c, "ok", NULL, auth_penalty_delay_ms(before));
+    } else {
+        char why[AUTH_REASON_MAX + 1];
+        unsigned after = auth_penalty_fail(v.addr, v.user);
+
+        log_printable(why, sizeof(why), *reason ? reason : "failed",
+                      strlen(*reason ? reason : "failed"));
+        auth_log_failure(&v, why);
+        auth_reply_status(c, "ok", NULL, auth_penalty_delay_ms(after));
+    }
+}
+
 void auth_request(struct auth_conn *c, const struct attr_list *req)
 {
     const char *request = attr_get(req, "request");
@@ -273,6 +329,8 @@ void auth_request(struct auth_conn *c, const struct attr_list *req)
         auth_request_verify(c, req);
     } else if (request != NULL && strcmp(request, "passdb_lookup") == 0) {
         auth_request_lookup(c, req);
+    } else if (request != NULL && strcmp(request, "passdb_report") == 0) {
+        auth_request_report(c, req);
     } else {
         char name[64];
 

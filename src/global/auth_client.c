@@ -29,6 +29,8 @@
 
 /* A reply frame holds a few short attributes. */
 #define AUTH_CLIENT_REPLY_MAX 8192
+/* Longest reason auth_report passes on (auth accepts 200 bytes). */
+#define AUTH_CLIENT_REASON_MAX 200
 
 static struct stream *auth_stream;
 
@@ -269,6 +271,42 @@ int auth_lookup(const char *user, bool want_secret, struct auth_result *res,
     /* A reply holding a plain password lives in reply's values. */
     for (size_t i = 0; i < reply.n; i++)
         explicit_bzero(reply.v[i].value, reply.v[i].len);
+    buf_free(&frame);
+    attr_list_free(&reply);
+    return rc;
+}
+
+int auth_report(const char *user, bool success, const char *reason,
+                const char *client_addr, const char *service, char *err,
+                size_t errlen)
+{
+    struct attr_list reply = ATTR_LIST_INIT;
+    struct buf frame = BUF_INIT;
+    const char *status;
+    int rc = AUTH_TEMPFAIL;
+
+    if (*user == 0 || !auth_client_arg_ok(user, AUTH_USER_MAX)) {
+        snprintf(err, errlen, "malformed user name");
+        return AUTH_TEMPFAIL;
+    }
+    attr_put_str(&frame, "request", "passdb_report");
+    attr_put_str(&frame, "user", user);
+    attr_put_str(&frame, "result", success ? "ok" : "fail");
+    if (reason != NULL && *reason != 0 &&
+        auth_client_arg_ok(reason, AUTH_CLIENT_REASON_MAX))
+        attr_put_str(&frame, "reason", reason);
+    if (client_addr != NULL && *client_addr != 0)
+        attr_put_str(&frame, "client_addr", client_addr);
+    if (service != NULL && *service != 0)
+        attr_put_str(&frame, "service", service);
+    attr_end(&frame);
+    if (auth_client_call(&frame, &reply, err, errlen) == 0) {
+        status = auth_client_text(&reply, "status", 16);
+        if (status != NULL && strcmp(status, "ok") == 0)
+            rc = AUTH_OK;
+        else
+            snprintf(err, errlen, "auth service: report refused");
+    }
     buf_free(&frame);
     attr_list_free(&reply);
     return rc;

@@ -66,6 +66,17 @@ int auth_verify(const char *user, const char *password, const char *client_addr,
 int auth_lookup(const char *user, bool want_secret, struct auth_result *res,
                 char *err, size_t errlen);
 
+/*
+ * Tell auth the outcome of a login it did not check itself (SCRAM: the
+ * client's proof was compared here with a looked-up secret), so that it
+ * counts, logs (with client_addr, service and reason, a short text) and
+ * delays it like a verify.  Waits for auth's answer, which a failure may
+ * hold back for seconds.  AUTH_OK recorded, AUTH_TEMPFAIL with err set.
+ */
+int auth_report(const char *user, bool success, const char *reason,
+                const char *client_addr, const char *service, char *err,
+                size_t errlen);
+
 /* Wipe a result (it may hold a password). */
 void auth_result_clear(struct auth_result *res);
 

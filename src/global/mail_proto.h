@@ -134,6 +134,12 @@
  * Request "look an account up" (recipient checks, mailbox location,
  * mechanisms that need the secret):
  *        request=passdb_lookup  user=<name>  want_secret=1 (optional)
+ * Request "a mechanism that checked the secret itself (SCRAM) reports
+ * its result", so failures are delayed, counted and logged like verify:
+ *        request=passdb_report  user=<name>  result=ok|fail  reason=<text>
+ *        client_addr=<numeric address> (optional)  service=smtp|pop3|imap
+ *        -> status=ok (held back like a verify answer)
+ *           | status=fail reason=malformed request
  * auth replies with one frame:
  *        status=ok  user=<canonical, lower case>  uid=<n>  gid=<n>
  *                   home=<absolute path>  (each of the three only when the

@@ -8,10 +8,13 @@
  * this layer only decodes and encodes base64, hands the library our
  * password check (SASL_CB_SERVER_USERDB_CHECKPASS -> auth_verify) and
  * turns its results into what a protocol needs to answer.  Offered:
- * PLAIN and LOGIN.  Mechanisms that need the stored secret (CRAM-MD5,
- * DIGEST-MD5, SCRAM-*) are not offered: the passdb keeps one-way hashes,
- * and letting libsasl2 verify them itself would bypass auth's failure
- * delays; see docs/accounts.md.
+ * the sasl_mechanisms parameter, PLAIN and LOGIN by default; SCRAM-SHA-256
+ * and SCRAM-SHA-1 when the administrator lists them.  SCRAM needs the
+ * account's secret: libsasl2's scram plugin gets it through our auxprop
+ * plugin, which asks auth (auth_lookup with want_secret, so only {PLAIN}
+ * accounts can use SCRAM), and the outcome goes back to auth
+ * (auth_report) for its failure counts, delay and log.  CRAM-MD5 and
+ * DIGEST-MD5 are never offered; see docs/accounts.md.
  *
  * Usage, per client session:
  *
@@ -31,6 +34,7 @@
 #ifndef GLOBAL_SASL_SERVER_H
 #define GLOBAL_SASL_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "global/auth_client.h"
@@ -56,8 +60,33 @@ typedef int (*xsasl_verify_fn)(const char *user, const char *password,
                                struct auth_result *res, char *err,
                                size_t errlen);
 
-/* sasl_server_init() and our plugin settings; 0, or -1 with err set. */
+/* The secret lookup and the outcome report: auth_lookup's and
+   auth_report's signatures, for the same reason. */
+typedef int (*xsasl_lookup_fn)(const char *user, bool want_secret,
+                               struct auth_result *res, char *err,
+                               size_t errlen);
+typedef int (*xsasl_report_fn)(const char *user, bool success,
+                               const char *reason, const char *client_addr,
+                               const char *service, char *err, size_t errlen);
+
+/* Mechanisms sasl_mechanisms may name. */
+#define XSASL_MECHS_SUPPORTED "PLAIN LOGIN SCRAM-SHA-1 SCRAM-SHA-256"
+/* Longest mechanism name a client may ask for (RFC 4422: 20). */
+#define XSASL_MECH_MAX 20
+
+/*
+ * sasl_server_init() and our plugin settings; 0, or -1 with err set.
+ * The mechanisms come from the sasl_mechanisms parameter of the global
+ * configuration unless xsasl_server_set_mechanisms() set them first.
+ */
 int xsasl_server_init(char *err, size_t errlen);
+
+/*
+ * The mechanisms to offer from now on (blank or comma separated,
+ * case-insensitive, each one of XSASL_MECHS_SUPPORTED); for this
+ * process, new sessions only.  0, or -1 with err naming a bad word.
+ */
+int xsasl_server_set_mechanisms(const char *list, char *err, size_t errlen);
 
 struct xsasl_server;
 
@@ -71,6 +100,9 @@ struct xsasl_server *xsasl_server_create(const char *service,
                                          xsasl_verify_fn verify, char *err,
                                          size_t errlen);
 void xsasl_server_free(struct xsasl_server *s);
+/* Put a test's lookup and report in place of auth's (before first). */
+void xsasl_server_set_backend(struct xsasl_server *s, xsasl_lookup_fn lookup,
+                              xsasl_report_fn report);
 
 /* Space-separated mechanism names to advertise ("" when none is left). */
 const char *xsasl_server_mechs(struct xsasl_server *s);

@@ -21,6 +21,8 @@
  * Longest command line.  RFC 2449 allows 255 octets; PASS with a
  * password of AUTH_PASSWORD_MAX bytes needs more, so the slack.
  */
+/* The service name for auth and libsasl2. */
+#define POP3D_SERVICE "pop3"
 #define POP3D_LINE_MAX 1024
 /* Keywords are 3 or 4 characters (RFC 1939, 2449); a longer one is junk. */
 #define POP3D_KEYWORD_MAX 4

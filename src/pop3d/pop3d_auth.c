@@ -1,6 +1,6 @@
 /*
  * pop3d_auth - the AUTHORIZATION state: USER/PASS, APOP, AUTH (RFC 5034
- * with libsasl2's PLAIN and LOGIN through global/sasl_server.h), and the
+ * with libsasl2's mechanisms through global/sasl_server.h), and the
  * step into TRANSACTION: mailbox lookup, privilege switch, lock, scan.
  *
  * Every password goes to the auth service (auth_verify), which answers
@@ -38,7 +38,6 @@
 #include "util/mem.h"
 #include "util/str.h"
 
-#define POP3D_SERVICE "pop3"
 /* Supplementary groups kept while running as mail_owner before login. */
 #define POP3D_MAX_GROUPS 256
 
@@ -439,9 +438,20 @@ int pop3d_cmd_auth(struct pop3d_session *s, struct pop3d_command *c)
         return -1;
     }
     if (c->nargs == 0) {
-        /* The listing of the RFC 5034 draft that clients still send. */
+        /* The listing of the RFC 5034 draft that clients still send:
+           sasl_mechanisms, as libsasl2 has them. */
+        struct argv words = ARGV_INIT;
+
+        sasl =
+            xsasl_server_create(POP3D_SERVICE, s->addr, NULL, err, sizeof(err));
+        if (sasl != NULL)
+            argv_split(&words, xsasl_server_mechs(sasl), " ");
+        xsasl_server_free(sasl);
         pop3d_ok(s, "%s", "");
-        stream_puts(s->client, "PLAIN\r\nLOGIN\r\n.\r\n");
+        for (size_t i = 0; i < words.n; i++)
+            stream_printf(s->client, "%s\r\n", words.v[i]);
+        stream_puts(s->client, ".\r\n");
+        argv_free(&words);
         return 0;
     }
     if (!pop3d_plaintext_ok(s))

@@ -60,8 +60,16 @@ int pop3d_cmd_capa(struct pop3d_session *s, struct pop3d_command *c)
     stream_puts(s->client, "TOP\r\n");
     if (passwords)
         stream_puts(s->client, "USER\r\n");
-    if (passwords && cfg->sasl_ok)
-        stream_puts(s->client, "SASL PLAIN LOGIN\r\n");
+    if (passwords && cfg->sasl_ok) {
+        /* The mechanisms sasl_mechanisms allows, as AUTH lists them. */
+        char err[256];
+        struct xsasl_server *x =
+            xsasl_server_create(POP3D_SERVICE, s->addr, NULL, err, sizeof(err));
+
+        if (x != NULL && *xsasl_server_mechs(x))
+            stream_printf(s->client, "SASL %s\r\n", xsasl_server_mechs(x));
+        xsasl_server_free(x);
+    }
     stream_puts(s->client, "RESP-CODES\r\n"
                            "AUTH-RESP-CODE\r\n"
                            "PIPELINING\r\n"
