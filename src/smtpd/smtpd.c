@@ -383,12 +383,22 @@ static void session_loop(struct smtpd_session *s)
     }
 }
 
+/*
+ * The cleanup connection outlives the session: the next client of this
+ * smtpd process reuses it (smtpd_cleanup_begin reconnects when cleanup
+ * went away meanwhile), which saves a connect, an accept and a cleanup
+ * wake-up per session when every message comes on a new connection.
+ */
+static struct smtpd_cleanup *smtpd_kept_cleanup;
+
 static void smtpd_serve(int fd)
 {
     struct smtpd_session sess, *s = &sess;
     struct buf stats = BUF_INIT;
 
     memset(s, 0, sizeof(*s));
+    s->cleanup = smtpd_kept_cleanup;
+    smtpd_kept_cleanup = NULL;
     s->cfg = &smtpd_cfg;
     s->name = "unknown";
     s->where = "CONNECT";
@@ -428,7 +438,8 @@ static void smtpd_serve(int fd)
 
     smtpd_xact_reset(s);
     smtpd_check_disconnect(s);
-    smtpd_cleanup_close(&s->cleanup);
+    smtpd_kept_cleanup = s->cleanup; /* the transaction reset aborted any */
+    s->cleanup = NULL;
     smtpd_auth_reset(s);
     smtpd_tls_session_end(s); /* close_notify while the fd is open */
     (void)stream_release_fd(s->client); /* the skeleton closes fd */
