@@ -305,7 +305,7 @@ def test_super_hold_release_and_delete_while_relaying(posthorn_factory, remotes)
         except Exception as e:  # reported below, not lost in the thread
             errors.append(e)
 
-    def run_churn(ops, prefix):
+    def run_churn(ops, prefix, seen=None):
         stop.clear()
         t = threading.Thread(target=churn, args=(ops,))
         t.start()
@@ -316,8 +316,13 @@ def test_super_hold_release_and_delete_while_relaying(posthorn_factory, remotes)
                     code, text, _ = send_one(s, ALICE, [rcpt], make_message("%s-%d" % (prefix, i), sender=ALICE,
                                                                             to=rcpt))
                     assert code == 250, text
-            # The remote recovers while the tool is still at work.
+            # The remote recovers while the tool is still at work, once
+            # the tool has done its thing at least once (on a slow
+            # machine every message may still be in active/ for a while).
             time.sleep(0.5)
+            if seen is not None:
+                wait_until(lambda: any(re.search(seen, x) for x in list(summaries)),
+                           "super %s doing anything (%r)" % (" ".join(ops), seen))
             remote.mail_reply = "250 2.1.0 Ok"
             inst.posthorn("queue", "-f", check=True)
             time.sleep(1)
@@ -328,7 +333,7 @@ def test_super_hold_release_and_delete_while_relaying(posthorn_factory, remotes)
 
     # Hold and release: messages go back and forth between deferred/ and
     # hold/ while qmgr retries them.
-    run_churn(("-h", "-H"), "hold")
+    run_churn(("-h", "-H"), "hold", seen=r"Placed on hold: [1-9]")
     assert [x for x in summaries if "Placed on hold" in x], "nothing was ever held"
     super_(inst, "-H", "ALL")
     inst.posthorn("queue", "-f", check=True)
@@ -340,7 +345,7 @@ def test_super_hold_release_and_delete_while_relaying(posthorn_factory, remotes)
     # Delete: nothing twice, nothing left, the rest delivered.
     remote.mail_reply = "451 4.3.0 not yet"
     summaries.clear()
-    run_churn(("-d",), "del")
+    run_churn(("-d",), "del", seen=r"Deleted: [1-9]")
     inst.posthorn("queue", "-f", check=True)
     inst.wait_queue_empty()
     time.sleep(0.5)
