@@ -209,8 +209,12 @@ def make_fixture(count, seed=1000):
                        _base64_blob(rng, max(300, body_size - len(text) - 400)),
                        b))
         data = ("\n".join(h) + "\n\n" + body).encode()
-        name = "%d.V801I%xM%06d.bench.example,S=%d" % (
-            mtime, 0x10000 + i, rng.randint(0, 999999), len(data))
+        # Named as posthorn's local names a delivery (and as Dovecot does):
+        # S= the file size, W= the size with CRLF line ends.  Both servers
+        # read W= instead of counting the file.
+        name = "%d.V801I%xM%06d.bench.example,S=%d,W=%d" % (
+            mtime, 0x10000 + i, rng.randint(0, 999999), len(data),
+            crlf_size(data))
         msgs.append((name, data, mtime))
     return msgs
 

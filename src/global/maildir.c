@@ -36,6 +36,8 @@ struct maildir_writer {
     int fd;
     struct buf out;  /* bytes not yet written */
     int write_errno; /* first write error, sticky */
+    long long crlf_extra; /* LFs without a CR before them (for ,W=) */
+    int last;             /* last byte written, -1 before the first */
     long long sec;   /* creation time, reused in the final name */
 };
 
@@ -61,10 +63,12 @@ void maildir_tmp_name(struct buf *out, long long sec, long pid,
 
 void maildir_unique_name(struct buf *out, long long sec, unsigned long long dev,
                          unsigned long long ino, long usec, const char *host,
-                         long long size)
+                         long long size, long long vsize)
 {
     buf_printf(out, "%lld.V%llxI%llxM%ld.%s,S=%lld", sec, dev, ino, usec, host,
                size);
+    if (vsize >= 0)
+        buf_printf(out, ",W=%lld", vsize);
 }
 
 /* The safe host name, computed once per process. */
@@ -214,6 +218,7 @@ struct maildir_writer *maildir_writer_open(const char *dir, char *err,
 
     w->dir = maildir_dir_copy(dir);
     w->fd = -1;
+    w->last = -1;
     w->sec = (long long)time(NULL);
     if (maildir_open_tmp(w, err, errlen) < 0) {
         if (errno != ENOENT)
@@ -249,8 +254,34 @@ static int maildir_flush(struct maildir_writer *w)
     return 0;
 }
 
+long long maildir_vsize(long long size, long long crlf_extra, int last)
+{
+    return size + crlf_extra + (last >= 0 && last != '\n' ? 2 : 0);
+}
+
+/* Count what CRLF line ends add, across write boundaries. */
+static void maildir_count_lines(struct maildir_writer *w, const char *p,
+                                size_t len)
+{
+    const char *end = p + len, *nl;
+
+    if (len == 0)
+        return;
+    while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        int before = nl > p ? (unsigned char)nl[-1] : w->last;
+
+        if (before != '\r')
+            w->crlf_extra++;
+        w->last = '\n';
+        p = nl + 1;
+    }
+    if (p < end)
+        w->last = (unsigned char)end[-1];
+}
+
 int maildir_writer_write(struct maildir_writer *w, const void *data, size_t len)
 {
+    maildir_count_lines(w, data, len);
     if (w->write_errno) {
         errno = w->write_errno;
         return -1;
@@ -342,7 +373,9 @@ int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
     name_start = final.len;
     maildir_unique_name(&final, w->sec, (unsigned long long)st.st_dev,
                         (unsigned long long)st.st_ino, (long)tv.tv_usec,
-                        maildir_host(), (long long)st.st_size);
+                        maildir_host(), (long long)st.st_size,
+                        maildir_vsize((long long)st.st_size, w->crlf_extra,
+                                      w->last));
     if (info)
         buf_puts(&final, info);
     if (maildir_link(w->tmp_path.data, final.data) < 0) {

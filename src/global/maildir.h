@@ -3,7 +3,7 @@
  * mutt, Dovecot and backup tools expect it:
  *
  *   DIR/tmp/<sec>.P<pid>Q<count>.<host>       written and fsynced here,
- *   DIR/new/<sec>.V<dev>I<ino>M<usec>.<host>,S=<size>
+ *   DIR/new/<sec>.V<dev>I<ino>M<usec>.<host>,S=<size>,W=<vsize>
  *                                             then hard-linked here (or into
  *                                             cur/ with an info suffix such
  *                                             as ":2,S"), the tmp name
@@ -11,7 +11,9 @@
  *
  * dev and ino are those of the file itself (lowercase hex), so the final
  * name is unique on the host; ",S=<size>" is Dovecot's size hint (the
- * exact byte count of the file).  <host> is the host name with "/" and ":"
+ * exact byte count of the file) and ",W=<vsize>" Dovecot's "virtual size":
+ * the size with every line ending in CRLF, as POP3 and IMAP count it
+ * (pop3d lists messages without reading them).  <host> is the host name with "/" and ":"
  * written as "\057" and "\072" as the Maildir convention asks.
  *
  * A message is delivered when maildir_writer_commit() returns 0: the data
@@ -39,10 +41,20 @@ void maildir_host_name(struct buf *out, const char *host);
 /* Append "<sec>.P<pid>Q<count>.<host>" (host already made safe). */
 void maildir_tmp_name(struct buf *out, long long sec, long pid,
                       unsigned long count, const char *host);
-/* Append "<sec>.V<dev>I<ino>M<usec>.<host>,S=<size>" (hex dev and ino). */
+/*
+ * Append "<sec>.V<dev>I<ino>M<usec>.<host>,S=<size>,W=<vsize>" (hex dev
+ * and ino); without ",W=" when vsize < 0.
+ */
 void maildir_unique_name(struct buf *out, long long sec, unsigned long long dev,
                          unsigned long long ino, long usec, const char *host,
-                         long long size);
+                         long long size, long long vsize);
+/*
+ * The CRLF size of content with size bytes: each LF not preceded by CR
+ * adds one byte, a last line without LF adds two (the CRLF a reader
+ * appends).  crlf_extra is that count for the LFs, last the final byte
+ * (-1 for none).
+ */
+long long maildir_vsize(long long size, long long crlf_extra, int last);
 
 /*
  * Create dir (and missing parents) plus tmp/, new/ and cur/, mode 0700.

@@ -83,11 +83,16 @@ static void test_names(void **state)
     maildir_tmp_name(&b, 1700000000LL, 4242, 7, "host");
     assert_string_equal(b.data, "1700000000.P4242Q7.host");
     buf_reset(&b);
-    maildir_unique_name(&b, 1700000000LL, 0x803, 0x1a2b, 123456, "host", 4711);
-    assert_string_equal(b.data, "1700000000.V803I1a2bM123456.host,S=4711");
+    maildir_unique_name(&b, 1700000000LL, 0x803, 0x1a2b, 123456, "host", 4711,
+                        4800);
+    assert_string_equal(b.data,
+                        "1700000000.V803I1a2bM123456.host,S=4711,W=4800");
     buf_reset(&b);
-    maildir_unique_name(&b, 0, 0, 0, 0, "h", 0);
+    maildir_unique_name(&b, 0, 0, 0, 0, "h", 0, -1);
     assert_string_equal(b.data, "0.V0I0M0.h,S=0");
+    assert_int_equal(maildir_vsize(0, 0, -1), 0);
+    assert_int_equal(maildir_vsize(5, 2, '\n'), 7);
+    assert_int_equal(maildir_vsize(5, 2, 'x'), 9);
     buf_free(&b);
 }
 
@@ -191,9 +196,32 @@ static void test_deliver_large_and_cur(void **state)
     assert_int_equal(
         maildir_writer_commit(w, MAILDIR_CUR, ":2,S", &name, err, sizeof(err)),
         0);
-    assert_non_null(strstr(name.data, ",S=2200000:2,S"));
+    /* 200 LFs, and the last line has none: 200 + 2 bytes more in CRLF. */
+    assert_non_null(strstr(name.data, ",S=2200000,W=2200202:2,S"));
     assert_int_equal(list_dir(dir, "cur", NULL), 1);
     assert_int_equal(list_dir(dir, "new", NULL), 0);
+    buf_free(&name);
+}
+
+/* ,W= counts like POP3/IMAP: a CR before an LF in the next write too. */
+static void test_vsize_across_writes(void **state)
+{
+    char dir[256], err[256];
+    struct buf name = BUF_INIT;
+    struct maildir_writer *w;
+
+    snprintf(dir, sizeof(dir), "%s/vsize", top);
+    w = maildir_writer_open(dir, err, sizeof(err));
+    assert_non_null(w);
+    assert_int_equal(maildir_writer_write(w, "a\r", 2), 0);
+    assert_int_equal(maildir_writer_write(w, "\nb\n", 3), 0);
+    assert_int_equal(maildir_writer_write(w, "", 0), 0);
+    assert_int_equal(maildir_writer_write(w, "c", 1), 0);
+    assert_int_equal(
+        maildir_writer_commit(w, MAILDIR_NEW, NULL, &name, err, sizeof(err)),
+        0);
+    /* "a\r\n" "b\r\n" "c\r\n" */
+    assert_non_null(strstr(name.data, ",S=6,W=9"));
     buf_free(&name);
 }
 
@@ -308,6 +336,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deliver_large_and_cur, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_unique_names, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vsize_across_writes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_fails, setup, teardown),
