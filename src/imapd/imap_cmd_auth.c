@@ -349,6 +349,10 @@ void imap_cmd_idle(struct imap_session *s, struct imap_command *cmd)
     imap_reply_printf(s, "+ idling\r\n");
     (void)imap_notify_watch(s);
     s->mode = IMAP_MODE_IDLE;
+    /* Changes reopen the index (imap_idle_wake); until then an IDLE
+     * session holds no LMDB maps.  A wake leaves it open until the next
+     * tick, so sessions sharing a mailbox share one reopening. */
+    imap_session_hibernate(s);
 }
 
 void imap_idle_wake(struct imap_session *s)

@@ -122,6 +122,15 @@ static int init_if_needed(struct imap_store *st, struct imap_index *ix,
     uint64_t version = 0;
     int rc;
 
+    /* The usual case (a good index) needs no write lock: sessions that
+     * wake from hibernation reopen their index often. */
+    if (imap_index_begin(ix, false, &txn, err, errlen) < 0)
+        return -1;
+    rc = meta_u64(ix, txn, "version", &version);
+    mdb_txn_abort(txn);
+    if (rc == 0 && version == IMAP_INDEX_VERSION)
+        return 0;
+    version = 0;
     if (imap_index_begin(ix, true, &txn, err, errlen) < 0)
         return -1;
     if (meta_u64(ix, txn, "version", &version) == 0 &&

@@ -14,6 +14,12 @@
  * claimed; a writable view that first sees messages above it claims
  * them in the same write transaction, so exactly one session sees each
  * message as \Recent (RFC 3501 2.3.2).
+ *
+ * A view can hibernate (a session in IDLE or quiet between commands):
+ * it lets go of the LMDB index, whose environment is closed when no
+ * other view of the process holds it, and keeps only its own arrays.
+ * Everything that needs the index reopens it first (imap_mailbox_wake);
+ * an index file replaced in between ends the view like a deleted one.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -95,6 +101,51 @@ void imap_mailbox_close(struct imap_mailbox *mb)
     free(mb->name);
     free(mb->dir);
     free(mb);
+}
+
+void imap_mailbox_hibernate(struct imap_mailbox *mb)
+{
+    if (mb == NULL || mb->ix == NULL)
+        return;
+    mb->ix_dev = mb->ix->dev;
+    mb->ix_ino = mb->ix->ino;
+    imap_index_release(mb->ix);
+    mb->ix = NULL;
+}
+
+bool imap_mailbox_hibernating(const struct imap_mailbox *mb)
+{
+    return mb->ix == NULL;
+}
+
+int imap_mailbox_wake(struct imap_mailbox *mb, char *err, size_t errlen)
+{
+    char *path;
+    struct stat sb;
+    int rc;
+
+    if (mb->ix != NULL)
+        return IMAP_STORE_OK;
+    /* A removed or rebuilt index means new UIDs: the view is void. */
+    path = xasprintf("%s/%s", mb->dir, IMAP_INDEX_FILE);
+    rc = stat(path, &sb);
+    free(path);
+    if (rc < 0 || sb.st_dev != mb->ix_dev || sb.st_ino != mb->ix_ino) {
+        snprintf(err, errlen, "mailbox %s: index removed or replaced",
+                 mb->name);
+        return IMAP_STORE_GONE;
+    }
+    mb->ix = imap_index_open(mb->st, mb->dir, err, errlen);
+    if (mb->ix == NULL)
+        return IMAP_STORE_ERR;
+    if (mb->ix->dev != mb->ix_dev || mb->ix->ino != mb->ix_ino) {
+        snprintf(err, errlen, "mailbox %s: index removed or replaced",
+                 mb->name);
+        imap_index_release(mb->ix);
+        mb->ix = NULL;
+        return IMAP_STORE_GONE;
+    }
+    return IMAP_STORE_OK;
 }
 
 const char *imap_mailbox_name(const struct imap_mailbox *mb)
@@ -280,6 +331,8 @@ int imap_mailbox_keyword_index(struct imap_mailbox *mb, const char *kw,
         snprintf(err, errlen, "mailbox is read-only");
         return IMAP_STORE_CANNOT;
     }
+    if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK)
+        return rc;
     for (int attempt = 0; attempt < 3; attempt++) {
         if (imap_index_begin(mb->ix, true, &txn, err, errlen) < 0)
             return IMAP_STORE_ERR;
@@ -587,11 +640,20 @@ int imap_mailbox_sync(struct imap_mailbox *mb, unsigned flags,
 
     memset(out, 0, sizeof(*out));
     if (stat(mb->dir, &sb) < 0 || sb.st_ino != mb->dir_ino ||
-        sb.st_dev != mb->dir_dev || imap_index_stale(mb->ix)) {
+        sb.st_dev != mb->dir_dev) {
         snprintf(err, errlen, "mailbox %s was deleted or renamed", mb->name);
         out->gone = true;
         return IMAP_STORE_GONE;
     }
+    rc = imap_mailbox_wake(mb, err, errlen);
+    if (rc == IMAP_STORE_OK && imap_index_stale(mb->ix)) {
+        snprintf(err, errlen, "mailbox %s was deleted or renamed", mb->name);
+        rc = IMAP_STORE_GONE;
+    }
+    if (rc == IMAP_STORE_GONE)
+        out->gone = true;
+    if (rc != IMAP_STORE_OK)
+        return rc;
     rc = maybe_scan(mb, false, err, errlen);
     if (rc == IMAP_STORE_GONE)
         out->gone = true;
@@ -603,5 +665,9 @@ int imap_mailbox_sync(struct imap_mailbox *mb, unsigned flags,
 /* Force a scan (a file we expected was not there). */
 int imap_mailbox_rescan(struct imap_mailbox *mb, char *err, size_t errlen)
 {
+    int rc = imap_mailbox_wake(mb, err, errlen);
+
+    if (rc != IMAP_STORE_OK)
+        return rc;
     return maybe_scan(mb, true, err, errlen);
 }

@@ -15,7 +15,9 @@
 
 struct imap_mailbox {
     struct imap_store *st;
-    struct imap_index *ix;
+    struct imap_index *ix; /* NULL while hibernating */
+    dev_t ix_dev;          /* the index file ix had open, to notice */
+    ino_t ix_ino;          /* a replacement while hibernating */
     char *name, *dir;
     char *watch[2]; /* new/, cur/ */
     bool readonly;
@@ -35,6 +37,12 @@ bool imap_keyword_valid(const char *kw);
 int imap_meta_keyword(const struct imap_index_meta *m, const char *kw);
 void imap_mailbox_take_keywords(struct imap_mailbox *mb,
                                 const struct imap_index_meta *m, bool *changed);
+/*
+ * Reopen the index of a hibernating view (no-op when open): every
+ * function that reads or writes mb->ix calls this first.  GONE when the
+ * mailbox or its index file was removed or replaced meanwhile.
+ */
+int imap_mailbox_wake(struct imap_mailbox *mb, char *err, size_t errlen);
 /* Scan the Maildir into the index now (a file was not where expected). */
 int imap_mailbox_rescan(struct imap_mailbox *mb, char *err, size_t errlen);
 

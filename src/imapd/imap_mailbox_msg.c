@@ -31,6 +31,8 @@ static int load_rec(struct imap_mailbox *mb, uint32_t uid, struct imap_rec *r,
     MDB_txn *txn;
     int rc;
 
+    if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK)
+        return rc;
     if (imap_index_begin(mb->ix, false, &txn, err, errlen) < 0)
         return IMAP_STORE_ERR;
     rc = imap_index_rec_get(mb->ix, txn, uid, r);
@@ -144,6 +146,8 @@ static int get_cache(struct imap_mailbox *mb, uint32_t seq,
         snprintf(err, errlen, "no message %u", seq);
         return IMAP_STORE_NONEXISTENT;
     }
+    if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK)
+        return rc;
     if (imap_index_begin(mb->ix, false, &txn, err, errlen) < 0)
         return IMAP_STORE_ERR;
     rc = imap_index_cache_get(mb->ix, txn, m->uid, c);
@@ -317,6 +321,8 @@ int imap_mailbox_store_flags(struct imap_mailbox *mb, const uint32_t *seqs,
         return IMAP_STORE_CANNOT;
     }
     flags &= IMAP_FLAGS_STORED;
+    if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK)
+        return rc;
     if (imap_index_begin(mb->ix, true, &txn, err, errlen) < 0)
         return IMAP_STORE_ERR;
     if (imap_index_meta_get(mb->ix, txn, &meta) < 0) {
@@ -441,6 +447,8 @@ int imap_mailbox_expunge(struct imap_mailbox *mb, const uint32_t *uids,
         snprintf(err, errlen, "mailbox is read-only");
         return IMAP_STORE_CANNOT;
     }
+    if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK)
+        return rc;
     if (imap_index_begin(mb->ix, true, &txn, err, errlen) < 0)
         return IMAP_STORE_ERR;
     if (imap_index_meta_get(mb->ix, txn, &meta) < 0) {

@@ -20,12 +20,18 @@
  *
  * A session whose client goes away while the login thread holds a job
  * of it is closed at once and freed when the job comes back.
+ *
+ * Idle sessions hibernate their selected mailbox (imap_mailbox_hibernate:
+ * the LMDB index is let go) in IDLE and after IMAP_HIBERNATE_SECS
+ * without a command; the store reopens it when it is needed again.
  */
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "imapd/imapd.h"
@@ -89,6 +95,7 @@ void imap_session_accept(int fd, bool wrapper)
     s->state = IMAP_STATE_NOTAUTH;
     s->mode = IMAP_MODE_COMMAND;
     s->wrapper = wrapper;
+    s->last_active = time(NULL);
     LIST_INSERT_HEAD(&imap_sessions, s, entries);
     imap_nsessions++;
     imapd_session_count(1);
@@ -237,6 +244,7 @@ void imap_cmd_done(struct imap_session *s, const char *status,
         ++s->bad_commands >= (unsigned)imapd_params.hard_error_limit)
         imap_session_bye(s, "Too many invalid commands.");
     imap_pool_clear(&s->pool);
+    s->last_active = time(NULL);
     s->tag = NULL;
     s->cmd = NULL;
     s->cmd_state = NULL;
@@ -543,6 +551,36 @@ void imap_session_sync(struct imap_session *s, bool expunge)
         imap_reply_raw(s, b.data, b.len);
     buf_free(&b);
     imap_sync_free(&sy);
+}
+
+static bool imap_trim_due; /* memory was freed since the last trim */
+
+void imap_session_hibernate(struct imap_session *s)
+{
+    if (s->mb != NULL && !imap_mailbox_hibernating(s->mb)) {
+        imap_mailbox_hibernate(s->mb);
+        imap_trim_due = true;
+    }
+}
+
+void imap_session_hibernate_idle(time_t now)
+{
+    struct imap_session *s;
+
+    LIST_FOREACH(s, &imap_sessions, entries) {
+        if (s->mb == NULL || imap_mailbox_hibernating(s->mb))
+            continue;
+        if (s->mode == IMAP_MODE_IDLE ||
+            (s->mode == IMAP_MODE_COMMAND && s->conn.in.len == 0 &&
+             now - s->last_active >= IMAP_HIBERNATE_SECS))
+            imap_session_hibernate(s);
+    }
+    /* Closed environments and ended commands leave holes in the heap
+     * that glibc keeps resident; once a tick at most. */
+    if (imap_trim_due) {
+        imap_trim_due = false;
+        malloc_trim(0);
+    }
 }
 
 void imap_session_unselect(struct imap_session *s)

@@ -220,13 +220,16 @@ int imap_store_append(struct imap_store *st, const char *name,
 
 struct imap_mailbox;
 
-/* One message of the view; valid until the next view-changing call. */
+/*
+ * One message of the view; valid until the next view-changing call.
+ * Ordered to fill 32 bytes: an idle session keeps one per message.
+ */
 struct imap_msg {
-    uint32_t uid;
-    unsigned flags;        /* IMAP_FLAG_*, RECENT for this session */
     uint64_t keywords;     /* bit i: imap_mailbox_keyword(mb, i) */
     uint64_t modseq;
     time_t internaldate;
+    uint32_t uid;
+    uint16_t flags;        /* IMAP_FLAG_*, RECENT for this session */
     bool expunged;         /* gone from the store, still numbered here
                               (sync without IMAP_SYNC_EXPUNGE) */
 };
@@ -242,6 +245,15 @@ struct imap_mailbox *imap_mailbox_open(struct imap_store *st, const char *name,
                                        unsigned flags, int *status, char *err,
                                        size_t errlen);
 void imap_mailbox_close(struct imap_mailbox *mb);
+/*
+ * Hibernate: let go of the mailbox's LMDB index (the environment is
+ * closed, its maps and buffers freed, when no other view of this
+ * process uses it).  The view (UIDs, flags, MODSEQs, keywords) stays,
+ * so nothing changes for the caller: the next call that needs the
+ * index reopens it and a sync reports what changed meanwhile.
+ */
+void imap_mailbox_hibernate(struct imap_mailbox *mb);
+bool imap_mailbox_hibernating(const struct imap_mailbox *mb);
 const char *imap_mailbox_name(const struct imap_mailbox *mb);
 bool imap_mailbox_readonly(const struct imap_mailbox *mb);
 

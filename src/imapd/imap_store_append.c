@@ -257,6 +257,10 @@ int imap_mailbox_copy(struct imap_mailbox *mb, const uint32_t *seqs, size_t n,
     memset(&meta, 0, sizeof(meta));
     if (expunged)
         memset(expunged, 0, sizeof(*expunged));
+    if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK) {
+        free(ddir);
+        return rc;
+    }
     if (ddir == NULL) {
         snprintf(err, errlen, "invalid mailbox name");
         return IMAP_STORE_BADNAME;

@@ -27,6 +27,7 @@
  * loop.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@
 
 /* How often to check for master, expire idle sessions, and max_idle. */
 #define IMAPD_TICK_MS 1000
+/* Allocations at least this big are mmapped (see imapd_pre_init). */
+#define IMAPD_MMAP_THRESHOLD (128 * 1024)
 /* Descriptors kept free beyond one per session (store, auth, inotify). */
 #define IMAPD_SPARE_FDS 64
 
@@ -94,6 +97,14 @@ static void imapd_read_params(void)
 /* Still privileged: the key file may be readable by root only. */
 static void imapd_pre_init(void)
 {
+    /*
+     * A fixed mmap threshold: LMDB allocates 1-2 MiB per environment,
+     * and sessions hibernating and waking close and reopen them.  With
+     * glibc's sliding threshold the first such free would move those
+     * blocks onto the heap, where calloc touches every page and the
+     * holes stay resident; mmapped they go back to the system at once.
+     */
+    mallopt(M_MMAP_THRESHOLD, IMAPD_MMAP_THRESHOLD);
     struct config *cfg = config_global();
     struct tls_ctx_opts o;
     char err[512];
@@ -206,6 +217,7 @@ static void imapd_tick(evutil_socket_t fd, short what, void *ctx)
     if (!imapd_draining)
         imapd_set_full((long long)imap_session_count() >=
                        imapd_params.client_limit);
+    imap_session_hibernate_idle(now);
     if (imap_session_count() == 0 && imapd_max_idle > 0 &&
         now - imapd_empty_since >= imapd_max_idle) {
         log_debug("idle for %llds: exiting", imapd_max_idle);

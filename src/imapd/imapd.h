@@ -60,6 +60,9 @@ struct tls_conn;
 #define IMAP_BUF_KEEP 4096
 /* Longest client address text. */
 #define IMAP_ADDR_MAX 64
+/* A selected mailbox quiet for this long between commands hibernates
+ * (its LMDB index is let go); in IDLE it does at once. */
+#define IMAP_HIBERNATE_SECS 5
 
 /* ------------------------------------------------------------ params */
 
@@ -162,6 +165,7 @@ struct imap_session {
     bool skip_line;           /* dropping the rest of an over-long line */
     bool processing;          /* inside imap_session_process() */
     bool wrapper;             /* TLS from the first byte (993) */
+    time_t last_active;       /* end of the last command */
 
     /* The running command (valid in MODE_BUSY/SASL/IDLE). */
     struct imap_pool pool;
@@ -207,6 +211,13 @@ bool imap_session_job_done(struct imap_session *s);
 void imap_session_bye(struct imap_session *s, const char *text);
 /* The store went bad for the selected mailbox (deleted under us). */
 void imap_session_mailbox_gone(struct imap_session *s);
+/*
+ * Hibernate the selected mailboxes of sessions in IDLE or quiet for
+ * IMAP_HIBERNATE_SECS, and give freed memory back (imapd's tick).
+ */
+void imap_session_hibernate_idle(time_t now);
+/* Hibernate the selected mailbox of s now (IDLE). */
+void imap_session_hibernate(struct imap_session *s);
 /* Log with the client's address. */
 void imap_session_log(struct imap_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -6,8 +6,9 @@ held back until a command that allows it); IDLE woken by a real SMTP
 delivery within a second; UIDs and UIDVALIDITY stable across reconnects
 and a restart of the whole instance; STARTTLS and implicit TLS (993
 style); many idle sessions in one process, with the memory they cost
-(imapd_rss_kib and open_idle_sessions are the helpers bench/ uses); and
-mutt reading a mailbox.
+(imapd_rss_kib and open_idle_sessions are the helpers bench/ uses);
+hibernation (a session in IDLE or quiet between commands maps no index
+and still sees every change); and mutt reading a mailbox.
 """
 
 import imaplib
@@ -163,6 +164,124 @@ def test_idle_sees_other_sessions_flags_and_expunges(imap):
     assert tagged.startswith(b"BAD"), tagged
     b.close()
     a.logout()
+
+
+def imapd_maps_index(inst, user):
+    """Does any imapd process of inst have user's INBOX index mapped?"""
+    index = str(inst.maildir(user) / "posthorn-index.lmdb")
+    for pid, cmd in inst.processes():
+        if "/imapd" not in cmd.split(" ")[0] and not cmd.startswith("imapd"):
+            continue
+        try:
+            with open("/proc/%d/maps" % pid) as f:
+                if index in f.read():
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def wait_until(pred, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return pred()
+
+
+def read_until(c, pred, timeout=5.0):
+    """Untagged lines of c until pred(line); the arrival time of the last."""
+    c.sock.settimeout(timeout)
+    lines = [c.line()]
+    while not pred(lines[-1]):
+        lines.append(c.line())
+    c.sock.settimeout(TIMEOUT)
+    return lines, time.monotonic()
+
+
+def test_idle_over_hibernated_mailbox(imap):
+    """A session in IDLE lets go of its mailbox's index (no LMDB map left
+    in the process) and still hears of every change: flags and expunges
+    by another session, a delivery by SMTP, each within a second."""
+    a = login(imap)
+    for i in range(3):
+        a.append("INBOX", None, None, msg("hib-%d" % i))
+    a.logout()
+    b = raw_login(imap)
+    b.cmd("SELECT INBOX")
+    b.send("i IDLE\r\n")
+    assert b.line() == b"+ idling"
+    assert wait_until(lambda: not imapd_maps_index(imap, "alice")), \
+        "the IDLE session still maps its index"
+
+    a = login(imap)
+    a.select("INBOX")
+    t0 = time.monotonic()
+    a.store("2", "+FLAGS", r"(\Flagged)")
+    lines, t1 = read_until(b, lambda l: b"FETCH" in l)
+    assert re.match(rb"\* 2 FETCH \(FLAGS \(.*\\Flagged", lines[-1]), lines
+    assert t1 - t0 < 1.0, "FETCH %.3fs after STORE" % (t1 - t0)
+    a.store("1", "+FLAGS", r"(\Deleted)")
+    t0 = time.monotonic()
+    a.expunge()
+    lines, t1 = read_until(b, lambda l: b"EXPUNGE" in l)
+    assert lines[-1] == b"* 1 EXPUNGE", lines
+    assert t1 - t0 < 1.0, "EXPUNGE %.3fs after the expunge" % (t1 - t0)
+    a.logout()
+
+    # Woken sessions hibernate again at the next tick.
+    assert wait_until(lambda: not imapd_maps_index(imap, "alice")), \
+        "the index stayed mapped after the wake-up"
+    with imap.smtp() as s:
+        code, text, qid = send_one(s, "sender@example.org", ["alice@example.test"],
+                                   make_message("hibernated delivery"))
+        assert code == 250, text
+    lines, _ = read_until(b, lambda l: b"EXISTS" in l, timeout=30)
+    assert lines[-1] == b"* 3 EXISTS", lines
+    b.send("DONE\r\n")
+    _, tagged = b.response("i")
+    assert tagged.startswith(b"OK"), tagged
+    # The view survived hibernation: numbers, UIDs and flags agree.
+    untagged, tagged = b.cmd("FETCH 1:3 (UID FLAGS BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert tagged.startswith(b"OK"), tagged
+    text = b"".join(untagged)
+    assert b"hib-1" in text and b"hib-2" in text and b"hibernated delivery" in text, untagged
+    assert re.search(rb"\* 1 FETCH \(UID 2 FLAGS \(\\Flagged[ )]", untagged[0]), untagged
+    b.close()
+
+
+def test_quiet_session_hibernates_between_commands(imap):
+    """A selected session quiet for a few seconds lets go of its index
+    too; its next commands see what changed meanwhile and work as
+    before (STORE, EXPUNGE, FETCH of a body)."""
+    a = login(imap)
+    for i in range(2):
+        a.append("INBOX", None, None, msg("quiet-%d" % i))
+    a.logout()
+    b = raw_login(imap)
+    untagged, _ = b.cmd("SELECT INBOX")
+    assert b"* 2 EXISTS" in untagged, untagged
+    assert imapd_maps_index(imap, "alice")
+    assert wait_until(lambda: not imapd_maps_index(imap, "alice"), timeout=10), \
+        "a quiet session still maps its index"
+    # Changes while it sleeps: a new message and a flag.
+    a = login(imap)
+    a.append("INBOX", None, None, msg("quiet-new"))
+    a.select("INBOX")
+    a.store("1", "+FLAGS", r"(\Answered)")
+    a.logout()
+    untagged, tagged = b.cmd("NOOP")
+    assert tagged.startswith(b"OK"), tagged
+    assert b"* 3 EXISTS" in untagged, untagged
+    assert any(re.match(rb"\* 1 FETCH \(FLAGS \(.*\\Answered", l) for l in untagged), untagged
+    _, tagged = b.cmd("STORE 2 +FLAGS (\\Deleted)")
+    assert tagged.startswith(b"OK"), tagged
+    untagged, tagged = b.cmd("EXPUNGE")
+    assert untagged == [b"* 2 EXPUNGE"], untagged
+    untagged, tagged = b.cmd("FETCH 2 (BODY.PEEK[HEADER.FIELDS (Subject)])")
+    assert tagged.startswith(b"OK") and b"quiet-new" in untagged[0], untagged
+    b.close()
 
 
 def test_uids_stable_across_reconnect_and_restart(imap):
