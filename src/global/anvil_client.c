@@ -10,103 +10,39 @@
  * error, which the caller treats as "anvil unavailable" (no limit).
  * Never logs; callers log with the client's name.
  *
- * One kept connection per process (single-threaded callers).  A kept
- * connection anvil closed while it sat idle is noticed before sending;
- * one that breaks during the exchange is tried once more on a new
- * connection, unless the failure was a timeout (anvil alive but stuck:
- * a second wait would only double the delay).
+ * One kept connection per process (global/service_client.h: reuse,
+ * one retry on a fresh connection, no retry after a timeout).
  */
 #include "global/anvil_client.h"
 
 #include <limits.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "global/mail_proto.h"
+#include "global/service_client.h"
 #include "util/attr.h"
 #include "util/buf.h"
-#include "util/sock.h"
-#include "util/stream.h"
 
 /* An answer holds a few short attributes. */
 #define ANVIL_CLIENT_REPLY_MAX 1024
 /* anvil refuses longer idents (src/anvil/anvil.h: ANVIL_IDENT_MAX). */
 #define ANVIL_CLIENT_IDENT_MAX 255
 
-static struct stream *anvil_stream;
+static struct service_client anvil_client =
+    SERVICE_CLIENT_INIT(ANVIL_SERVICE, ANVIL_CLIENT_REPLY_MAX);
 
 void anvil_client_close(void)
 {
-    if (anvil_stream != NULL)
-        stream_close(anvil_stream);
-    anvil_stream = NULL;
-}
-
-static int anvil_client_connect(char *err, size_t errlen)
-{
-    char path[4096], why[512];
-    int fd;
-
-    mail_private_socket(path, sizeof(path), ANVIL_SERVICE);
-    fd = sock_connect_unix(path, ANVIL_CLIENT_TIMEOUT_MS, why, sizeof(why));
-    if (fd < 0) {
-        snprintf(err, errlen, "anvil service: %s", why);
-        return -1;
-    }
-    anvil_stream = stream_open(fd);
-    stream_set_timeout(anvil_stream, ANVIL_CLIENT_TIMEOUT_MS);
-    return 0;
-}
-
-/* Idle and readable means anvil hung up (or spoke unasked). */
-static bool anvil_client_stale(void)
-{
-    struct pollfd pfd = {.fd = stream_fd(anvil_stream), .events = POLLIN};
-
-    return poll(&pfd, 1, 0) != 0 || stream_read_pending(anvil_stream) > 0;
+    service_client_close(&anvil_client);
 }
 
 static int anvil_client_call(const struct buf *frame, struct attr_list *reply,
                              char *err, size_t errlen)
 {
-    if (anvil_stream != NULL && anvil_client_stale())
-        anvil_client_close();
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bool reused = anvil_stream != NULL;
-        const char *why = NULL;
-        enum stream_status st;
-
-        if (!reused && anvil_client_connect(err, errlen) < 0)
-            return -1;
-        stream_write(anvil_stream, frame->data, frame->len);
-        st = stream_flush(anvil_stream);
-        if (st == STREAM_OK)
-            st = attr_read(anvil_stream, reply, ANVIL_CLIENT_REPLY_MAX, &why);
-        if (st == STREAM_OK)
-            return 0;
-        switch (st) {
-        case STREAM_TIMEOUT:
-            why = "timeout waiting for an answer";
-            break;
-        case STREAM_EOF:
-            why = "connection closed";
-            break;
-        case STREAM_TOOLONG:
-            why = "answer too long";
-            break;
-        default:
-            if (why == NULL)
-                why = stream_error(anvil_stream);
-            break;
-        }
-        snprintf(err, errlen, "anvil service: %s", why);
-        anvil_client_close();
-        if (!reused || st == STREAM_TIMEOUT || st == STREAM_TOOLONG)
-            return -1;
-    }
-    return -1;
+    anvil_client.timeout_ms = ANVIL_CLIENT_TIMEOUT_MS;
+    return service_client_call(&anvil_client, frame, reply, err, errlen);
 }
 
 static bool anvil_client_ident_ok(const char *ident)

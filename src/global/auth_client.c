@@ -8,11 +8,10 @@
  * of bounds is a temporary failure, so a broken auth can never let a login
  * through.  It never logs; callers log with the client's name.
  *
- * One kept connection per process (single-threaded callers).  A dead kept
- * connection (auth restarted by "posthorn reload") shows up as an EOF or
- * write error on the next request, which is then sent once more on a new
- * connection.  A timeout is not retried: auth was alive but slow, and a
- * second try would only double the wait.
+ * One kept connection per process (single-threaded callers), through
+ * global/service_client.h: a connection auth closed (restarted by
+ * "posthorn reload") is replaced, a broken exchange is sent once more on a
+ * new connection, a timeout is not retried (auth was alive but slow).
  */
 #include "global/auth_client.h"
 
@@ -21,6 +20,7 @@
 
 #include "global/config.h"
 #include "global/mail_proto.h"
+#include "global/service_client.h"
 #include "util/attr.h"
 #include "util/buf.h"
 #include "util/sock.h"
@@ -32,13 +32,12 @@
 /* Longest reason auth_report passes on (auth accepts 200 bytes). */
 #define AUTH_CLIENT_REASON_MAX 200
 
-static struct stream *auth_stream;
+static struct service_client auth_client =
+    SERVICE_CLIENT_INIT(AUTH_SERVICE, AUTH_CLIENT_REPLY_MAX);
 
 void auth_client_disconnect(void)
 {
-    if (auth_stream != NULL)
-        stream_close(auth_stream);
-    auth_stream = NULL;
+    service_client_close(&auth_client);
 }
 
 void auth_result_clear(struct auth_result *res)
@@ -55,60 +54,12 @@ static int auth_client_timeout_ms(void)
     return (int)((delay + AUTH_CLIENT_SLACK) * 1000);
 }
 
-static int auth_client_connect(char *err, size_t errlen)
-{
-    char path[4096], why[512];
-    int timeout = auth_client_timeout_ms();
-    int fd;
-
-    mail_private_socket(path, sizeof(path), AUTH_SERVICE);
-    if ((fd = sock_connect_unix(path, timeout, why, sizeof(why))) < 0) {
-        snprintf(err, errlen, "auth service: %s", why);
-        return -1;
-    }
-    auth_stream = stream_open(fd);
-    stream_set_timeout(auth_stream, timeout);
-    return 0;
-}
-
 /* One request/reply exchange; 0 or -1 with err set. */
 static int auth_client_call(const struct buf *frame, struct attr_list *reply,
                             char *err, size_t errlen)
 {
-    for (int attempt = 0; attempt < 2; attempt++) {
-        bool reused = auth_stream != NULL;
-        const char *why = NULL;
-        enum stream_status st;
-
-        if (!reused && auth_client_connect(err, errlen) < 0)
-            return -1;
-        stream_write(auth_stream, frame->data, frame->len);
-        st = stream_flush(auth_stream);
-        if (st == STREAM_OK)
-            st = attr_read(auth_stream, reply, AUTH_CLIENT_REPLY_MAX, &why);
-        if (st == STREAM_OK)
-            return 0;
-        switch (st) {
-        case STREAM_TIMEOUT:
-            why = "timeout waiting for an answer";
-            break;
-        case STREAM_EOF:
-            why = "connection closed";
-            break;
-        case STREAM_TOOLONG:
-            why = "answer too long";
-            break;
-        default:
-            if (why == NULL)
-                why = stream_error(auth_stream);
-            break;
-        }
-        snprintf(err, errlen, "auth service: %s", why);
-        auth_client_disconnect();
-        if (!reused || st == STREAM_TIMEOUT || st == STREAM_TOOLONG)
-            return -1;
-    }
-    return -1;
+    auth_client.timeout_ms = auth_client_timeout_ms();
+    return service_client_call(&auth_client, frame, reply, err, errlen);
 }
 
 /* A value that is a C string of at most max printable bytes. */

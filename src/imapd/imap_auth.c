@@ -78,8 +78,9 @@ static pthread_t imap_auth_thread;
 static bool imap_auth_running;
 static pthread_mutex_t imap_auth_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t imap_auth_cond = PTHREAD_COND_INITIALIZER;
-static struct imap_auth_queue imap_auth_todo =
-    TAILQ_HEAD_INITIALIZER(imap_auth_todo);
+/* Logins waiting for the login thread; answers come back on imap_auth_done. */
+static struct imap_auth_queue imap_auth_pending =
+    TAILQ_HEAD_INITIALIZER(imap_auth_pending);
 static struct imap_auth_queue imap_auth_done =
     TAILQ_HEAD_INITIALIZER(imap_auth_done);
 static bool imap_auth_stop;
@@ -210,12 +211,12 @@ static void *imap_auth_main(void *arg)
     for (;;) {
         struct imap_auth_job *j;
 
-        while (TAILQ_EMPTY(&imap_auth_todo) && !imap_auth_stop)
+        while (TAILQ_EMPTY(&imap_auth_pending) && !imap_auth_stop)
             pthread_cond_wait(&imap_auth_cond, &imap_auth_lock);
         if (imap_auth_stop)
             break;
-        j = TAILQ_FIRST(&imap_auth_todo);
-        TAILQ_REMOVE(&imap_auth_todo, j, entries);
+        j = TAILQ_FIRST(&imap_auth_pending);
+        TAILQ_REMOVE(&imap_auth_pending, j, entries);
         pthread_mutex_unlock(&imap_auth_lock);
         imap_auth_run(j);
         pthread_mutex_lock(&imap_auth_lock);
@@ -243,7 +244,7 @@ static void imap_auth_submit(struct imap_auth_job *j)
     if (j->s != NULL)
         j->s->auth_job = true;
     pthread_mutex_lock(&imap_auth_lock);
-    TAILQ_INSERT_TAIL(&imap_auth_todo, j, entries);
+    TAILQ_INSERT_TAIL(&imap_auth_pending, j, entries);
     pthread_cond_signal(&imap_auth_cond);
     pthread_mutex_unlock(&imap_auth_lock);
 }
@@ -413,8 +414,8 @@ void imap_auth_shutdown(void)
     pthread_mutex_unlock(&imap_auth_lock);
     pthread_join(imap_auth_thread, NULL);
     imap_auth_running = false;
-    while ((j = TAILQ_FIRST(&imap_auth_todo)) != NULL) {
-        TAILQ_REMOVE(&imap_auth_todo, j, entries);
+    while ((j = TAILQ_FIRST(&imap_auth_pending)) != NULL) {
+        TAILQ_REMOVE(&imap_auth_pending, j, entries);
         if (j->sasl != NULL)
             xsasl_server_free(j->sasl);
         imap_auth_job_free(j);
