@@ -210,6 +210,13 @@ struct groupsync;
  */
 #define MAIL_QUEUE_RECYCLE "recycle"
 #define MAIL_QUEUE_RECYCLE_SLOTS 256
+/*
+ * A retired file up to this size keeps its blocks: cleanup overwrites
+ * them and cuts the rest, which spares the file system a free and an
+ * allocation per message.  Larger files are emptied at once, so recycle/
+ * holds at most SLOTS x KEEP_MAX bytes (64 MiB).
+ */
+#define MAIL_QUEUE_RECYCLE_KEEP_MAX (256 * 1024)
 
 #define MAIL_SERVICE_CLEANUP "cleanup"
 #define MAIL_SERVICE_QMGR "qmgr"

@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "util/argv.h"
 #include "util/fsutil.h"
 #include "util/groupsync.h"
 #include "util/mem.h"
+#include "util/procpid.h"
 
 /* Bytes collected before a write(2); content arrives in chunks anyway. */
 #define MAILDIR_WRITE_BUF (64 * 1024)
@@ -198,7 +200,7 @@ static int maildir_open_tmp(struct maildir_writer *w, char *err, size_t errlen)
     for (int i = 0; i < MAILDIR_TMP_TRIES; i++) {
         buf_reset(&w->tmp_path);
         buf_printf(&w->tmp_path, "%s/" MAILDIR_TMP "/", w->dir);
-        maildir_tmp_name(&w->tmp_path, w->sec, (long)getpid(), ++maildir_count,
+        maildir_tmp_name(&w->tmp_path, w->sec, (long)proc_pid(), ++maildir_count,
                          maildir_host());
         w->fd = open(w->tmp_path.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
                      0600);
@@ -335,9 +337,9 @@ void maildir_set_groupsync(struct groupsync *g)
     maildir_gsync = g;
 }
 
-int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
-                          const char *info, struct buf *name, char *err,
-                          size_t errlen)
+static int maildir_commit(struct maildir_writer *w, const char *subdir,
+                          const char *info, struct buf *name,
+                          struct argv *batch, char *err, size_t errlen)
 {
     struct buf final = BUF_INIT;
     struct buf target_dir = BUF_INIT;
@@ -345,6 +347,7 @@ int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
     struct timeval tv;
     struct stat st;
     int fd = w->fd;
+    int deferred = 0;
     bool group;
 
     if (maildir_flush(w) < 0) {
@@ -388,8 +391,11 @@ int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
     }
     /* A leftover tmp file is harmless (readers ignore tmp/). */
     (void)unlink(w->tmp_path.data);
-    if ((group ? groupsync_sync(maildir_gsync) : fsync_dir(target_dir.data)) <
-        0) {
+    if (group && batch != NULL) {
+        argv_add(batch, final.data);
+        deferred = 1;
+    } else if ((group ? groupsync_sync(maildir_gsync)
+                      : fsync_dir(target_dir.data)) < 0) {
         /* Not durable: take it back so that the retry does not make a
          * duplicate. */
         maildir_err(err, errlen, "fsync", target_dir.data);
@@ -403,11 +409,44 @@ int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
     buf_free(&final);
     buf_free(&target_dir);
     maildir_writer_free(w);
-    return 0;
+    return deferred;
 
 fail:
     maildir_writer_abort(w); /* keeps errno */
     buf_free(&final);
     buf_free(&target_dir);
     return -1;
+}
+
+int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
+                          const char *info, struct buf *name, char *err,
+                          size_t errlen)
+{
+    return maildir_commit(w, subdir, info, name, NULL, err, errlen);
+}
+
+int maildir_writer_commit_batch(struct maildir_writer *w, const char *subdir,
+                                const char *info, struct buf *name,
+                                struct argv *batch, char *err, size_t errlen)
+{
+    return maildir_commit(w, subdir, info, name, batch, err, errlen);
+}
+
+int maildir_batch_sync(struct argv *batch, char *err, size_t errlen)
+{
+    int rc = 0;
+
+    if (batch->n > 0 && groupsync_sync(maildir_gsync) < 0) {
+        int saved = errno;
+
+        snprintf(err, errlen, "sync: %s", strerror(saved));
+        /* Not durable: take them back so that the retries do not make
+         * duplicates. */
+        for (size_t i = 0; i < batch->n; i++)
+            (void)unlink(batch->v[i]);
+        errno = saved;
+        rc = -1;
+    }
+    argv_free(batch);
+    return rc;
 }

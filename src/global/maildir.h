@@ -90,6 +90,24 @@ void maildir_set_groupsync(struct groupsync *g);
 int maildir_writer_commit(struct maildir_writer *w, const char *subdir,
                           const char *info, struct buf *name, char *err,
                           size_t errlen);
+/*
+ * Several deliveries, one sync: like maildir_writer_commit, except that
+ * when the group commit covers the file, the final sync is left to
+ * maildir_batch_sync() and the file's path is remembered in batch.
+ * Returns 1 (linked, not yet durable), 0 (committed and durable: group
+ * commit does not apply) or -1 as maildir_writer_commit.  A delivery
+ * that returned 1 counts only once maildir_batch_sync() returned 0.
+ */
+struct argv;
+int maildir_writer_commit_batch(struct maildir_writer *w, const char *subdir,
+                                const char *info, struct buf *name,
+                                struct argv *batch, char *err, size_t errlen);
+/*
+ * Make every file of batch durable with one group commit.  On failure
+ * the files are removed again (their deliveries did not happen) and -1
+ * is returned with err set.  Empties batch either way.
+ */
+int maildir_batch_sync(struct argv *batch, char *err, size_t errlen);
 /* Forget the message: unlink the tmp file, free w.  Keeps errno. */
 void maildir_writer_abort(struct maildir_writer *w);
 

@@ -40,6 +40,7 @@
 #include "util/log.h"
 #include "util/groupsync.h"
 #include "util/mem.h"
+#include "util/procpid.h"
 
 #define QFILE_FLUSH (64 * 1024)
 /*
@@ -242,6 +243,9 @@ struct qfile_writer {
     struct buf out;
     time_t last_write;
     enum qstate state;
+    off_t written;  /* bytes written so far, from offset 0 */
+    off_t old_size; /* a recycled file's length before we wrote */
+    dev_t dev;
     char error[160]; /* first failure; "" while all is well */
 };
 
@@ -256,7 +260,34 @@ static struct {
     int incoming_fd;
     dev_t dev;
     ino_t ino;
-} qdir_cache = {NULL, -1, -1, 0, 0};
+    bool one_fs; /* every queue on incoming/'s file system */
+} qdir_cache = {NULL, -1, -1, 0, 0, false};
+
+/*
+ * Are the queues qmgr moves files between all on one file system?  Then a
+ * queue ID (microseconds + inode number) cannot name two live files, and
+ * the per-message probe of every queue for the new ID can be skipped.  A
+ * queue that does not exist yet counts as on the same file system: it
+ * will be created next to the others.
+ */
+static bool qdir_one_fs(int qdir_fd, dev_t dev)
+{
+    static const char *const queues[] = {
+        MAIL_QUEUE_ACTIVE, MAIL_QUEUE_DEFERRED, MAIL_QUEUE_HOLD,
+        MAIL_QUEUE_CORRUPT,
+    };
+    struct stat st;
+
+    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+        if (fstatat(qdir_fd, queues[i], &st, 0) < 0) {
+            if (errno != ENOENT)
+                return false;
+        } else if (st.st_dev != dev) {
+            return false;
+        }
+    }
+    return true;
+}
 
 static void qdir_cache_close(void)
 {
@@ -306,6 +337,7 @@ static int qdir_cache_get(const char *queue_dir, char *err, size_t errlen)
     qdir_cache.path = xstrdup(queue_dir);
     qdir_cache.dev = st.st_dev;
     qdir_cache.ino = st.st_ino;
+    qdir_cache.one_fs = qdir_one_fs(qdir_cache.qdir_fd, st.st_dev);
     return 0;
 }
 
@@ -351,20 +383,22 @@ static unsigned qfile_recycle_cursor(void)
     static unsigned cursor;
     static pid_t cursor_pid;
 
-    if (cursor_pid != getpid()) {
-        cursor_pid = getpid();
+    if (cursor_pid != proc_pid()) {
+        cursor_pid = proc_pid();
         cursor = (unsigned)cursor_pid * 37u;
     }
     return cursor++ % MAIL_QUEUE_RECYCLE_SLOTS;
 }
 
 /*
- * Take an emptied queue file from recycle/ as tmp_name, opened for
- * writing and truncated.  -1 (errno ENOENT) when no slot held one; the
- * caller then creates a file.  A slot that holds anything but a plain
- * file of ours with one link is left alone.
+ * Take a retired queue file from recycle/ as tmp_name, opened for
+ * writing, not truncated: the writer overwrites it from the start and
+ * cuts what is left at commit (*old_size).  -1 (errno ENOENT) when no
+ * slot held one; the caller then creates a file.  A slot that holds
+ * anything but a plain file of ours with one link is removed.
  */
-static int qfile_recycled_open(int qdir_fd, const char *tmp_name)
+static int qfile_recycled_open(int qdir_fd, const char *tmp_name,
+                               struct stat *stp)
 {
     char slot[64];
     struct stat st;
@@ -375,12 +409,13 @@ static int qfile_recycled_open(int qdir_fd, const char *tmp_name)
                  qfile_recycle_cursor());
         if (renameat2(qdir_fd, slot, qdir_fd, tmp_name, RENAME_NOREPLACE) < 0)
             continue;
-        fd = openat(qdir_fd, tmp_name,
-                    O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+        fd = openat(qdir_fd, tmp_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
             st.st_nlink == 1 && st.st_uid == geteuid() &&
-            fchmod(fd, 0600) == 0)
+            ((st.st_mode & 07777) == 0600 || fchmod(fd, 0600) == 0)) {
+            *stp = st;
             return fd;
+        }
         if (fd >= 0)
             close(fd);
         (void)unlinkat(qdir_fd, tmp_name, 0);
@@ -390,7 +425,7 @@ static int qfile_recycled_open(int qdir_fd, const char *tmp_name)
 }
 
 int qfile_retire(const char *queue_dir, const char *queue, const char *id,
-                 char *err, size_t errlen)
+                 long long size, char *err, size_t errlen)
 {
     char path[4096], slot[4200];
 
@@ -404,9 +439,12 @@ int qfile_retire(const char *queue_dir, const char *queue, const char *id,
              * rename leaves the message whole in its queue.  By path, not
              * by descriptor: should a cleanup have taken the file already,
              * the slot is empty (ENOENT) and its new content is safe; only
-             * qmgr fills slots, so nothing else can be there.
+             * qmgr fills slots, so nothing else can be there.  A small
+             * file keeps its blocks for the next writer (recycle/ is as
+             * private as the queues).
              */
-            (void)truncate(slot, 0);
+            if (size < 0 || size > MAIL_QUEUE_RECYCLE_KEEP_MAX)
+                (void)truncate(slot, 0);
             return 0;
         }
         if (errno != EEXIST)
@@ -444,12 +482,24 @@ struct qfile_writer *qfile_writer_open(const char *queue_dir, char *err,
     w->usec = (unsigned long)tv.tv_usec % 1000000;
     for (tries = 0; tries < QFILE_NAME_TRIES; tries++) {
         snprintf(w->tmp_name, sizeof(w->tmp_name), "%s/%lu.%ld", MAIL_QUEUE_TMP,
-                 w->usec, (long)getpid());
-        w->fd = qfile_recycled_open(w->qdir_fd, w->tmp_name);
-        if (w->fd < 0)
-            w->fd = openat(w->qdir_fd, w->tmp_name,
-                           O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (w->fd >= 0 || errno != EEXIST)
+                 w->usec, (long)proc_pid());
+        w->fd = qfile_recycled_open(w->qdir_fd, w->tmp_name, &st);
+        if (w->fd >= 0) {
+            w->old_size = st.st_size;
+            break;
+        }
+        w->fd = openat(w->qdir_fd, w->tmp_name,
+                       O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (w->fd >= 0) {
+            if (fstat(w->fd, &st) < 0) {
+                snprintf(err, errlen, "fstat %s/%s: %s", queue_dir,
+                         w->tmp_name, strerror(errno));
+                unlinkat(w->qdir_fd, w->tmp_name, 0);
+                goto fail;
+            }
+            break;
+        }
+        if (errno != EEXIST)
             break;
         w->usec = (w->usec + 1) % 1000000;
     }
@@ -458,16 +508,12 @@ struct qfile_writer *qfile_writer_open(const char *queue_dir, char *err,
                  tries == QFILE_NAME_TRIES ? "no free name" : strerror(errno));
         goto fail;
     }
-    if (fstat(w->fd, &st) < 0) {
-        snprintf(err, errlen, "fstat %s/%s: %s", queue_dir, w->tmp_name,
-                 strerror(errno));
-        unlinkat(w->qdir_fd, w->tmp_name, 0);
-        goto fail;
-    }
     w->ino = (unsigned long long)st.st_ino;
+    w->dev = st.st_dev;
     qfile_make_id(w);
     for (tries = 0;
-         tries < QFILE_NAME_TRIES && qfile_id_in_use(w->qdir_fd, w->id);
+         tries < QFILE_NAME_TRIES && !qdir_cache.one_fs &&
+         qfile_id_in_use(w->qdir_fd, w->id);
          tries++) {
         w->usec = (w->usec + 1) % 1000000;
         qfile_make_id(w);
@@ -517,6 +563,7 @@ static void qfile_flush(struct qfile_writer *w)
             break;
         }
         off += (size_t)n;
+        w->written += n;
     }
     buf_reset(&w->out);
     w->last_write = time(NULL);
@@ -646,10 +693,7 @@ void qfile_set_groupsync(struct groupsync *g)
 /* Group commit applies when the shared syncfs() covers the queue. */
 static bool qfile_use_groupsync(const struct qfile_writer *w)
 {
-    struct stat st;
-
-    return qfile_gsync != NULL && fstat(w->fd, &st) == 0 &&
-           st.st_dev == groupsync_dev(qfile_gsync);
+    return qfile_gsync != NULL && w->dev == groupsync_dev(qfile_gsync);
 }
 
 int qfile_writer_commit(struct qfile_writer *w, char id[MAIL_QUEUE_ID_MAX],
@@ -672,6 +716,11 @@ int qfile_writer_commit_to(struct qfile_writer *w, const char *queue,
     if (!w->error[0] && w->state != QS_END)
         qfile_fail(w, "queue file incomplete");
     qfile_flush(w);
+    /* A recycled file may hold the tail of an older, longer message. */
+    if (!w->error[0] && w->old_size > w->written &&
+        ftruncate(w->fd, w->written) < 0)
+        qfile_fail(w, "ftruncate %s/%s: %s", w->queue_dir, w->tmp_name,
+                   strerror(errno));
     /*
      * With group commit, one syncfs() after the rename makes both the
      * content and the directory entry durable.  qmgr may see the file

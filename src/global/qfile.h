@@ -118,13 +118,15 @@ void qfile_set_groupsync(struct groupsync *g);
 void qfile_writer_abort(struct qfile_writer *w);
 
 /*
- * A finished message leaves the queue: queue_dir/queue/id is emptied and
- * parked in recycle/ for a later qfile_writer_open, or removed when
- * recycle/ is full.  Either way the name is gone on return 0; -1 with
- * err set when the file could not be removed.
+ * A finished message leaves the queue: queue_dir/queue/id is parked in
+ * recycle/ for a later qfile_writer_open, or removed when recycle/ is
+ * full.  It is emptied unless size (the message's content size, -1 when
+ * unknown) is at most MAIL_QUEUE_RECYCLE_KEEP_MAX.  Either way the name
+ * is gone on return 0; -1 with err set when the file could not be
+ * removed.
  */
 int qfile_retire(const char *queue_dir, const char *queue, const char *id,
-                 char *err, size_t errlen);
+                 long long size, char *err, size_t errlen);
 
 struct qfile_rcpt {
     char *addr;

@@ -28,6 +28,7 @@
 #include "global/maildir.h"
 #include "global/mail_proto.h"
 #include "global/server.h"
+#include "util/argv.h"
 #include "util/attr.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -40,6 +41,13 @@
 #define LOCAL_IDLE_MAX_MS (3600 * 1000)
 /* How often an idle connection looks at server_should_exit(). */
 #define LOCAL_IDLE_TICK_MS 1000
+/* Pipelined requests delivered under one group commit. */
+#define LOCAL_BATCH_MAX 32
+
+struct local_slot {
+    struct attr_list list;
+    struct local_request req;
+};
 
 struct resolver *local_resolver;
 const char *local_queue_dir;
@@ -152,38 +160,79 @@ static void local_reply(struct buf *frame, const struct local_request *req)
     attr_end(frame);
 }
 
+/* Has qmgr sent more than we have read (a pipelined request, or EOF)? */
+static bool local_more_pending(struct stream *s)
+{
+    struct pollfd pfd = {.fd = stream_fd(s), .events = POLLIN};
+
+    return stream_read_pending(s) > 0 || poll(&pfd, 1, 0) > 0;
+}
+
+/* Read and check one request into slot; false (logged) to hang up. */
+static bool local_read_request(struct stream *s, struct local_slot *slot)
+{
+    const char *err = NULL;
+    enum stream_status st;
+
+    st = attr_read(s, &slot->list, MAIL_PROTO_FRAME_MAX, &err);
+    if (st == STREAM_EOF)
+        return false;
+    if (st != STREAM_OK) {
+        log_warn("reading request from qmgr: %s",
+                 st == STREAM_TIMEOUT   ? "timeout"
+                 : st == STREAM_TOOLONG ? "request too large"
+                 : err                  ? err
+                                        : stream_error(s));
+        return false;
+    }
+    if ((err = local_parse_request(&slot->list, &slot->req)) != NULL) {
+        log_warn("bad request from qmgr: %s", err);
+        free(slot->req.rcpts);
+        slot->req.rcpts = NULL;
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Requests come one at a time, or pipelined when qmgr has several
+ * messages for us: everything that is already waiting is delivered as one
+ * batch, made durable by one group commit, and answered in order.
+ */
 static void local_serve(int fd)
 {
     struct stream *s = stream_open(fd);
-    struct attr_list list = ATTR_LIST_INIT;
-    struct local_request req;
+    static struct local_slot slots[LOCAL_BATCH_MAX];
+    struct argv batch = ARGV_INIT;
     struct buf frame = BUF_INIT;
+    bool more = true;
 
     stream_set_timeout(s, LOCAL_IO_TIMEOUT_MS);
-    while (local_wait_request(s)) {
-        const char *err = NULL;
-        enum stream_status st;
+    while (more && local_wait_request(s)) {
+        char err[512];
+        size_t n = 0;
 
-        st = attr_read(s, &list, MAIL_PROTO_FRAME_MAX, &err);
-        if (st == STREAM_EOF)
-            break;
-        if (st != STREAM_OK) {
-            log_warn("reading request from qmgr: %s",
-                     st == STREAM_TIMEOUT   ? "timeout"
-                     : st == STREAM_TOOLONG ? "request too large"
-                     : err                  ? err
-                                            : stream_error(s));
-            break;
+        do {
+            if (!local_read_request(s, &slots[n])) {
+                more = false;
+                break;
+            }
+            local_deliver(&slots[n].req, &batch);
+            n++;
+        } while (n < LOCAL_BATCH_MAX && local_more_pending(s));
+        if (maildir_batch_sync(&batch, err, sizeof(err)) < 0) {
+            log_warn("maildir delivery: %s", err);
+            for (size_t i = 0; i < n; i++)
+                local_batch_failed(&slots[i].req, errno, err);
         }
-        if ((err = local_parse_request(&list, &req)) != NULL) {
-            log_warn("bad request from qmgr: %s", err);
-            free(req.rcpts);
-            break;
-        }
-        local_deliver(&req);
         buf_reset(&frame);
-        local_reply(&frame, &req);
-        free(req.rcpts);
+        for (size_t i = 0; i < n; i++) {
+            local_reply(&frame, &slots[i].req);
+            free(slots[i].req.rcpts);
+            slots[i].req.rcpts = NULL;
+        }
+        if (n == 0)
+            break;
         stream_write(s, frame.data, frame.len);
         if (stream_flush(s) != STREAM_OK) {
             /* qmgr went away: it will retry what it did not hear about. */
@@ -191,7 +240,8 @@ static void local_serve(int fd)
             break;
         }
     }
-    attr_list_free(&list);
+    for (size_t i = 0; i < LOCAL_BATCH_MAX; i++)
+        attr_list_free(&slots[i].list);
     buf_free(&frame);
     /* The skeleton closes fd. */
     (void)stream_release_fd(s);

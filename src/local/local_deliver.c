@@ -127,8 +127,10 @@ static void local_fs_error(struct local_rcpt *r, int err, const char *what)
 /* Write the message into dir as the current (effective) user. */
 static void local_maildir(struct local_rcpt *r, const char *dir, int fd,
                           const struct qfile_envelope *env,
-                          const char *queue_id)
+                          const char *queue_id, struct argv *batch)
 {
+    int rc;
+
     struct local_copy copy = {NULL, 0};
     struct buf head = BUF_INIT;
     struct buf name = BUF_INIT;
@@ -160,11 +162,13 @@ static void local_maildir(struct local_rcpt *r, const char *dir, int fd,
         local_result(r, 4, "4.3.0", "cannot read queue file: %s", err);
         goto out;
     }
-    if (maildir_writer_commit(copy.w, MAILDIR_NEW, NULL, &name, err,
-                              sizeof(err)) < 0) {
+    rc = maildir_writer_commit_batch(copy.w, MAILDIR_NEW, NULL, &name, batch,
+                                     err, sizeof(err));
+    if (rc < 0) {
         local_fs_error(r, errno, err);
         goto out;
     }
+    r->sync_pending = rc > 0;
     log_debug("%s: delivered to %s/new/%s", queue_id, dir, name.data);
     local_result(r, 2, "2.0.0", "delivered to maildir");
     goto out;
@@ -180,7 +184,7 @@ out:
 static void local_deliver_rcpt(struct local_rcpt *r, int fd,
                                const struct qfile_envelope *env,
                                const struct argv *delivered,
-                               const char *queue_id)
+                               const char *queue_id, struct argv *batch)
 {
     static gid_t groups[LOCAL_MAX_GROUPS];
     struct buf path = BUF_INIT;
@@ -211,7 +215,7 @@ static void local_deliver_rcpt(struct local_rcpt *r, int fd,
     }
     if (!local_is_root()) {
         /* Development set-up: everything runs as the invoking user. */
-        local_maildir(r, path.data, fd, env, queue_id);
+        local_maildir(r, path.data, fd, env, queue_id, batch);
         goto out;
     }
     if (uid == 0) {
@@ -249,7 +253,7 @@ static void local_deliver_rcpt(struct local_rcpt *r, int fd,
                      (long)uid, (long)gid, strerror(saved));
         goto out;
     }
-    local_maildir(r, path.data, fd, env, queue_id);
+    local_maildir(r, path.data, fd, env, queue_id, batch);
     local_restore_ids(groups, ngroups, egid);
 out:
     buf_free(&path);
@@ -262,7 +266,17 @@ static void local_fail_all(struct local_request *req, const char *fmt,
         local_result(&req->rcpts[i], 4, "4.3.0", fmt, arg);
 }
 
-void local_deliver(struct local_request *req)
+void local_batch_failed(struct local_request *req, int err, const char *why)
+{
+    for (size_t i = 0; i < req->nrcpt; i++) {
+        if (req->rcpts[i].sync_pending) {
+            req->rcpts[i].sync_pending = false;
+            local_fs_error(&req->rcpts[i], err, why);
+        }
+    }
+}
+
+void local_deliver(struct local_request *req, struct argv *batch)
 {
     struct qfile_envelope env;
     struct local_headers headers = {BUF_INIT, false};
@@ -321,7 +335,7 @@ void local_deliver(struct local_request *req)
             local_result(r, 2, "2.0.0", "already delivered");
             continue;
         }
-        local_deliver_rcpt(r, fd, &env, &delivered, req->queue_id);
+        local_deliver_rcpt(r, fd, &env, &delivered, req->queue_id, batch);
     }
 out:
     free(used);

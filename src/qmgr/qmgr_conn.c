@@ -1,7 +1,10 @@
 /*
  * qmgr_conn - connections from qmgr to delivery agents (local, smtp,
- * lmtp ...): one request in flight per connection, non-blocking I/O with
+ * lmtp ...): requests in flight per connection, non-blocking I/O with
  * libevent bufferevents so the scheduler never waits for a delivery.
+ *
+ * Delivery agents that deliver in batches (local) may get several
+ * requests pipelined on one connection; replies come back in order.
  *
  * Protocol (global/mail_proto.h): request=deliver, queue_id, queue,
  * sender, arrival, nexthop, active_time, then rcpt/orig_rcpt/offset per
@@ -113,7 +116,8 @@ void qmgr_conn_make_idle(struct qmgr_conn *c)
     struct timeval idle = {QMGR_CONN_IDLE_TIMEOUT, 0};
     struct qmgr_transport *tr = c->tr;
 
-    c->job = NULL;
+    c->job = c->job_tail = NULL;
+    c->njobs = 0;
     if (qmgr_now() - c->created > QMGR_CONN_TTL ||
         c->requests >= QMGR_CONN_MAX_REQUESTS) {
         qmgr_conn_close(c);
@@ -158,7 +162,13 @@ void qmgr_conn_send(struct qmgr_conn *c, struct qmgr_job *job)
         TAILQ_INSERT_TAIL(&tr->busy, c, link);
         c->idle = false;
     }
-    c->job = job;
+    job->next = NULL;
+    if (c->job == NULL)
+        c->job = job;
+    else
+        c->job_tail->next = job;
+    c->job_tail = job;
+    c->njobs++;
     c->requests++;
     job->t_sent = qmgr_now();
     bufferevent_set_timeouts(c->bev, &tmo, &tmo);
@@ -261,38 +271,37 @@ const char *qmgr_reply_parse(const struct qmgr_job *job,
     return NULL;
 }
 
-static void conn_read(struct bufferevent *bev, void *ctx)
+/* One reply to c->job; false when c may be gone or is being dropped. */
+static bool conn_read_one(struct qmgr_conn *c, struct evbuffer *in)
 {
-    struct qmgr_conn *c = ctx;
-    struct evbuffer *in = bufferevent_get_input(bev);
     struct attr_list list = ATTR_LIST_INIT;
     struct qmgr_result *res;
     struct qmgr_job *job = c->job;
     const char *err = NULL;
     size_t len = evbuffer_get_length(in);
     size_t consumed = 0;
-    bool site_trouble;
+    bool site_trouble, more;
     int rc;
 
     if (job == NULL) {
         log_warn("%s/%s: unexpected data on an idle connection",
                  MAIL_QUEUE_PRIVATE, c->tr->name);
         qmgr_transport_lost(c, "protocol error", false);
-        return;
+        return false;
     }
     rc = attr_scan_frame((const char *)evbuffer_pullup(in, -1), len,
                          MAIL_PROTO_FRAME_MAX, &list, &consumed, &err);
     if (rc == 0) {
         attr_list_free(&list);
-        return; /* wait for the rest */
+        return false; /* wait for the rest */
     }
-    if (rc < 0 || consumed != len) {
+    if (rc < 0 || (consumed != len && job->next == NULL)) {
         log_warn("%s: protocol error from %s/%s: %s", job->msg->id,
                  MAIL_QUEUE_PRIVATE, c->tr->name,
                  rc < 0 ? err : "data after the reply");
         attr_list_free(&list);
         qmgr_transport_lost(c, "protocol error", false);
-        return;
+        return false;
     }
     evbuffer_drain(in, consumed);
     res = xcalloc(job->n, sizeof(*res));
@@ -302,11 +311,23 @@ static void conn_read(struct bufferevent *bev, void *ctx)
         attr_list_free(&list);
         free(res);
         qmgr_transport_lost(c, "protocol error", false);
-        return;
+        return false;
     }
     attr_list_free(&list);
+    /* With no request left in flight, c may be closed by the reply. */
+    more = job->next != NULL && consumed != len;
     qmgr_transport_reply(c, res, site_trouble);
     free(res);
+    return more;
+}
+
+static void conn_read(struct bufferevent *bev, void *ctx)
+{
+    struct qmgr_conn *c = ctx;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    while (conn_read_one(c, in))
+        ;
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *ctx)

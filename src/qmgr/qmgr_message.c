@@ -94,8 +94,8 @@ static void qmgr_message_remove(struct qmgr_message *m)
 {
     char err[4400];
 
-    if (qfile_retire(qmgr_params.queue_dir, MAIL_QUEUE_ACTIVE, m->id, err,
-                     sizeof(err)) < 0) {
+    if (qfile_retire(qmgr_params.queue_dir, MAIL_QUEUE_ACTIVE, m->id,
+                     m->env.content_size, err, sizeof(err)) < 0) {
         /* The last recipient is not marked done: it would be delivered
          * again after a restart.  Nothing better to do than say so. */
         log_warn("%s: cannot remove: %s", m->id, err);

@@ -591,7 +591,10 @@ void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
     delays[2] = job->t_sent - job->t_start;
     delays[3] = now - job->t_sent;
     job_release(c, job, true);
-    c->job = NULL;
+    c->job = job->next;
+    if (c->job == NULL)
+        c->job_tail = NULL;
+    c->njobs--;
     /* The last outcome may free m. */
     for (size_t k = 0; k < job->n; k++) {
         const char *relay = res[k].relay[0] ? res[k].relay
@@ -608,7 +611,8 @@ void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
      * old) is what may free it, so c goes last. */
     if (tr->local)
         dest_maybe_free(d);
-    qmgr_conn_make_idle(c);
+    if (c->job == NULL)
+        qmgr_conn_make_idle(c);
     qmgr_transport_kick(tr);
 }
 
@@ -626,15 +630,18 @@ void qmgr_transport_conn_gone(struct qmgr_conn *c)
 void qmgr_transport_lost(struct qmgr_conn *c, const char *why, bool retry)
 {
     struct qmgr_transport *tr = c->tr;
-    struct qmgr_job *job = c->job;
+    struct qmgr_job *job = c->job, *next;
     char reason[600];
 
-    c->job = NULL;
-    if (job) {
+    c->job = c->job_tail = NULL;
+    c->njobs = 0;
+    for (; job != NULL; job = next) {
         struct qmgr_message *m = job->msg;
         struct qmgr_dest *d = job->dest;
 
-        /* c may still hold d: d stays valid until c is closed below. */
+        next = job->next;
+        /* c may still hold d: d stays valid until c is closed below.  A
+         * later job of d still counts in d->busy, so d outlives it too. */
         job_release(c, job, false);
         if (retry && m->lost_connections++ < QMGR_RETRIES) {
             log_warn("%s: lost connection with %s/%s (%s); trying again", m->id,
@@ -676,6 +683,14 @@ static void transport_defer_waiting(struct qmgr_transport *tr, bool missing,
 enum conn_get { CONN_OK, CONN_SKIP, CONN_WAIT, CONN_FAIL };
 
 /*
+ * Requests in flight on one local connection, and how old the oldest may
+ * be for another to join it: a delivery that takes longer (a huge
+ * message, a slow file system) keeps later mail off its connection.
+ */
+#define QMGR_LOCAL_PIPELINE 16
+#define QMGR_LOCAL_PIPELINE_AGE 0.5
+
+/*
  * A connection for a request to d.  Next-hop transports send while the
  * requests in flight are fewer than d's window; they prefer a connection
  * whose agent may still hold a session to d; a connection that may open a
@@ -704,6 +719,22 @@ static enum conn_get conn_get(struct qmgr_transport *tr, struct qmgr_dest *d,
         }
         if (dest_occupancy(d) >= d->fb.window)
             return CONN_SKIP;
+    }
+    if (tr->local) {
+        /*
+         * Pipeline onto a connection whose agent is at work on recent
+         * requests: it delivers whatever waits as one batch under one
+         * group commit, instead of one process per message.
+         */
+        double now = qmgr_now();
+
+        TAILQ_FOREACH(c, &tr->busy, link) {
+            if (c->job != NULL && c->njobs < QMGR_LOCAL_PIPELINE &&
+                now - c->job->t_sent < QMGR_LOCAL_PIPELINE_AGE) {
+                *out = c;
+                return CONN_OK;
+            }
+        }
     }
     for (c = TAILQ_FIRST(&tr->idle); c != NULL; c = TAILQ_NEXT(c, link)) {
         if (tr->local || c->held == NULL) {
@@ -907,9 +938,13 @@ static int transport_free(const char *key, void *value, void *ctx)
     (void)key;
     (void)ctx;
     while ((c = TAILQ_FIRST(&tr->busy)) != NULL) {
-        if (c->job)
-            job_free(c->job);
-        c->job = NULL;
+        struct qmgr_job *job, *next;
+
+        for (job = c->job; job != NULL; job = next) {
+            next = job->next;
+            job_free(job);
+        }
+        c->job = c->job_tail = NULL;
         qmgr_conn_close(c);
     }
     while ((c = TAILQ_FIRST(&tr->idle)) != NULL)

@@ -58,12 +58,15 @@ struct qmgr_job {
     size_t n;
     double t_start; /* batch formed */
     double t_sent;  /* request handed to a connection */
+    struct qmgr_job *next; /* the next request in flight on the connection */
 };
 
 struct qmgr_conn {
     struct qmgr_transport *tr;
     struct bufferevent *bev;
-    struct qmgr_job *job;   /* NULL when idle */
+    struct qmgr_job *job;   /* oldest request in flight; NULL when idle */
+    struct qmgr_job *job_tail; /* newest request in flight */
+    unsigned njobs;            /* requests in flight (pipelined: local) */
     struct qmgr_dest *held; /* next-hop transports: last destination */
     double created;
     unsigned requests;
@@ -142,7 +145,7 @@ const char *qmgr_reply_parse(const struct qmgr_job *job,
 
 /* ---- callbacks into qmgr_transport.c ---- */
 
-/* A reply arrived and was valid: c->job is still set. */
+/* A reply to c->job arrived and was valid: c->job is still set. */
 void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
                           bool site_trouble);
 /* The connection failed (retry: the agent went away, try once more). */

@@ -27,8 +27,11 @@
 
 struct smtpd_cleanup {
     struct stream *s;
+    char *path;
     struct buf pending; /* content not yet framed */
-    struct buf frame;
+    struct buf frame;   /* frames not yet sent */
+    bool reused;        /* the connection carried an earlier message */
+    bool sent;          /* something of this message went out */
 };
 
 void smtpd_cleanup_close(struct smtpd_cleanup **cp)
@@ -38,21 +41,49 @@ void smtpd_cleanup_close(struct smtpd_cleanup **cp)
     if (c == NULL)
         return;
     stream_close(c->s);
+    free(c->path);
     buf_free(&c->pending);
     buf_free(&c->frame);
     free(c);
     *cp = NULL;
 }
 
+static int open_stream(struct smtpd_cleanup *c, char *err, size_t errlen)
+{
+    int fd = sock_connect_unix(c->path, SMTPD_CLEANUP_TIMEOUT_MS, err, errlen);
+
+    if (fd < 0)
+        return -1;
+    c->s = stream_open(fd);
+    stream_set_timeout(c->s, SMTPD_CLEANUP_TIMEOUT_MS);
+    return 0;
+}
+
+/*
+ * Send the frames built so far.  The envelope is not sent on its own:
+ * it goes with the first content (for most messages, all of it and the
+ * end frame), so cleanup wakes up once per message.  Should a kept
+ * connection turn out dead before anything of this message went out, one
+ * fresh connection gets the same bytes.
+ */
 static int send_frame(struct smtpd_cleanup *c, char *err, size_t errlen)
 {
-    stream_write(c->s, c->frame.data, c->frame.len);
-    buf_reset(&c->frame);
-    if (stream_flush(c->s) != STREAM_OK) {
+    for (;;) {
+        stream_write(c->s, c->frame.data, c->frame.len);
+        if (stream_flush(c->s) == STREAM_OK) {
+            buf_reset(&c->frame);
+            c->sent = true;
+            return 0;
+        }
         snprintf(err, errlen, "write to cleanup: %s", stream_error(c->s));
-        return -1;
+        if (c->sent || !c->reused)
+            return -1;
+        stream_close(c->s);
+        c->s = NULL;
+        c->reused = false;
+        if (open_stream(c, err, errlen) < 0)
+            return -1;
     }
-    return 0;
 }
 
 /* Has cleanup closed (or written to) an idle connection we kept? */
@@ -65,47 +96,30 @@ static bool connection_stale(struct smtpd_cleanup *c)
     return poll(&pfd, 1, 0) != 0;
 }
 
-static int connect_cleanup(struct smtpd_cleanup **cp, const char *path,
-                           char *err, size_t errlen)
-{
-    struct smtpd_cleanup *c;
-    int fd;
-
-    fd = sock_connect_unix(path, SMTPD_CLEANUP_TIMEOUT_MS, err, errlen);
-    if (fd < 0)
-        return -1;
-    c = xcalloc(1, sizeof(*c));
-    c->s = stream_open(fd);
-    stream_set_timeout(c->s, SMTPD_CLEANUP_TIMEOUT_MS);
-    *cp = c;
-    return 0;
-}
-
 int smtpd_cleanup_begin(struct smtpd_cleanup **cp, const char *path,
                         const struct buf *envelope, char *err, size_t errlen)
 {
-    bool reused = false;
+    struct smtpd_cleanup *c = *cp;
 
-    if (*cp != NULL && connection_stale(*cp))
+    if (c != NULL && (strcmp(c->path, path) != 0 || connection_stale(c)))
         smtpd_cleanup_close(cp);
-    for (;;) {
-        if (*cp == NULL) {
-            if (connect_cleanup(cp, path, err, errlen) < 0)
-                return -1;
-        } else {
-            reused = true;
-        }
-        buf_reset(&(*cp)->pending);
-        buf_reset(&(*cp)->frame);
-        buf_append(&(*cp)->frame, envelope->data, envelope->len);
-        if (send_frame(*cp, err, errlen) == 0)
-            return 0;
-        smtpd_cleanup_close(cp);
-        /* A kept connection may have died quietly: one fresh try. */
-        if (!reused)
+    if ((c = *cp) == NULL) {
+        c = xcalloc(1, sizeof(*c));
+        c->path = xstrdup(path);
+        if (open_stream(c, err, errlen) < 0) {
+            free(c->path);
+            free(c);
             return -1;
-        reused = false;
+        }
+        *cp = c;
+    } else {
+        c->reused = true;
     }
+    c->sent = false;
+    buf_reset(&c->pending);
+    buf_reset(&c->frame);
+    buf_append(&c->frame, envelope->data, envelope->len);
+    return 0;
 }
 
 static int flush_content(struct smtpd_cleanup *c, bool all, char *err,
@@ -122,15 +136,12 @@ static int flush_content(struct smtpd_cleanup *c, bool all, char *err,
         attr_put(&c->frame, "data", c->pending.data + off, n);
         attr_end(&c->frame);
         off += n;
-        stream_write(c->s, c->frame.data, c->frame.len);
-        buf_reset(&c->frame);
     }
     buf_consume(&c->pending, off);
-    if (stream_flush(c->s) != STREAM_OK) {
-        snprintf(err, errlen, "write to cleanup: %s", stream_error(c->s));
-        return -1;
-    }
-    return 0;
+    /* The end frame follows at once: send it all together. */
+    if (all)
+        return 0;
+    return send_frame(c, err, errlen);
 }
 
 int smtpd_cleanup_write(struct smtpd_cleanup *c, const char *data, size_t len,
@@ -221,8 +232,7 @@ int smtpd_cleanup_end(struct smtpd_cleanup **cp, const struct buf *extra,
     const char *aerr = NULL;
     int rc = -1;
 
-    if (flush_content(c, true, err, errlen) < 0)
-        goto done;
+    flush_content(c, true, err, errlen);
     attr_put_str(&c->frame, "end", "1");
     if (extra != NULL)
         buf_append(&c->frame, extra->data, extra->len);
@@ -253,6 +263,10 @@ void smtpd_cleanup_abort(struct smtpd_cleanup **cp)
     if (c == NULL)
         return;
     buf_reset(&c->pending);
+    buf_reset(&c->frame);
+    /* Nothing of the message went out: cleanup has nothing to forget. */
+    if (!c->sent)
+        return;
     attr_put_str(&c->frame, "abort", "1");
     attr_end(&c->frame);
     if (send_frame(c, err, sizeof(err)) < 0)

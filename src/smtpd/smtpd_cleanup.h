@@ -26,9 +26,10 @@ struct smtpd_cleanup_result {
 };
 
 /*
- * Start a message: connect unless *cp holds a usable connection, then
- * send the envelope frame (built by the caller with attr_put and
- * attr_end).  Returns 0, or -1 with err set (connection closed).
+ * Start a message: connect unless *cp holds a usable connection, and
+ * queue the envelope frame (built by the caller with attr_put and
+ * attr_end); it is sent with the first content or the end frame.
+ * Returns 0, or -1 with err set (connection closed).
  */
 int smtpd_cleanup_begin(struct smtpd_cleanup **cp, const char *path,
                         const struct buf *envelope, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "util/mem.h"
+#include "util/procpid.h"
 
 #define GROUPSYNC_MAGIC 0x70687367u /* "phsg" */
 #define GROUPSYNC_VERSION 3
@@ -212,14 +214,30 @@ static void wake_all(struct groupsync_shared *sh)
                   0);
 }
 
-/* A leader that is gone or stuck no longer holds up everyone else. */
+/*
+ * A leader that is gone or stuck no longer holds up everyone else.  A
+ * leader younger than one follower wait is not probed: a syncfs() takes
+ * a few milliseconds, and the probe (a kill() per look) would otherwise
+ * run for every follower on every round.
+ */
 static int leader_gone(const struct groupsync_shared *sh)
 {
+    int64_t age;
+
     if (sh->leader_pid == 0)
         return 1;
+    age = now_ms() - sh->leader_started;
+    if (age < GROUPSYNC_WAIT_MS)
+        return 0;
     if (kill(sh->leader_pid, 0) < 0 && errno == ESRCH)
         return 1;
-    return now_ms() - sh->leader_started > GROUPSYNC_LEADER_TIMEOUT_MS;
+    return age > GROUPSYNC_LEADER_TIMEOUT_MS;
+}
+
+/* Is every ticket up to t durable?  Read without the mutex. */
+static bool covered(struct groupsync_shared *sh, uint64_t t)
+{
+    return __atomic_load_n(&sh->completed, __ATOMIC_ACQUIRE) >= t;
 }
 
 int groupsync_sync(struct groupsync *g)
@@ -236,17 +254,17 @@ int groupsync_sync(struct groupsync *g)
             uint64_t target = sh->requested;
             int rc, saved;
 
-            sh->leader_pid = getpid();
+            sh->leader_pid = proc_pid();
             sh->leader_started = now_ms();
             pthread_mutex_unlock(&sh->mu);
             rc = syncfs(g->fs_fd);
             saved = errno;
             if (lock(sh) != 0)
                 return rc;
-            if (sh->leader_pid == getpid())
+            if (sh->leader_pid == proc_pid())
                 sh->leader_pid = 0;
             if (rc == 0 && sh->completed < target)
-                sh->completed = target;
+                __atomic_store_n(&sh->completed, target, __ATOMIC_RELEASE);
             if (rc < 0) {
                 /* Those who waited on us see completed unchanged and one
                  * of them leads the next round. */
@@ -271,6 +289,13 @@ int groupsync_sync(struct groupsync *g)
         uint32_t seq = __atomic_load_n(&sh->wake_seq, __ATOMIC_ACQUIRE);
         pthread_mutex_unlock(&sh->mu);
         wait_round(sh, seq);
+        /*
+         * The round that woke us usually covers our ticket: leave without
+         * the mutex, which every woken follower would otherwise queue for
+         * (a futex sleep and wake-up each) only to find it is done.
+         */
+        if (covered(sh, ticket))
+            return 0;
         if (lock(sh) != 0)
             return syncfs(g->fs_fd);
     }

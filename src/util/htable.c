@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "util/mem.h"
+#include "util/procpid.h"
 
 struct htable_entry {
     struct htable_entry *next;
@@ -51,7 +52,7 @@ struct htable *htable_new(size_t size_hint)
         size *= 2;
     t->buckets = xcalloc(size, sizeof(*t->buckets));
     t->size = size;
-    t->seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^
+    t->seed = ((uint64_t)time(NULL) << 20) ^ (uint64_t)proc_pid() ^
               (uint64_t)(uintptr_t)t;
     return t;
 }

@@ -19,8 +19,10 @@
 #include <unistd.h>
 
 #include "global/maildir.h"
+#include "util/argv.h"
 #include "util/buf.h"
 #include "util/fsutil.h"
+#include "util/groupsync.h"
 
 static char top[64];
 
@@ -249,6 +251,54 @@ static void test_unique_names(void **state)
     buf_free(&b);
 }
 
+/*
+ * Batched commits: without group commit a file is synced at once (0, the
+ * batch untouched); with it the file is linked, its path kept in the
+ * batch (1), and one maildir_batch_sync makes them all durable.
+ */
+static void test_commit_batch(void **state)
+{
+    char dir[256], state_path[300], err[256];
+    struct argv batch = ARGV_INIT;
+    struct maildir_writer *w;
+    struct groupsync *g;
+
+    snprintf(dir, sizeof(dir), "%s/user/Maildir/", top);
+    w = maildir_writer_open(dir, err, sizeof(err));
+    assert_non_null(w);
+    assert_int_equal(maildir_writer_write(w, "a\n", 2), 0);
+    assert_int_equal(maildir_writer_commit_batch(w, MAILDIR_NEW, NULL, NULL,
+                                                 &batch, err, sizeof(err)),
+                     0);
+    assert_int_equal(batch.n, 0);
+
+    snprintf(state_path, sizeof(state_path), "%s/groupsync", top);
+    g = groupsync_open(state_path, top, err, sizeof(err));
+    assert_non_null(g);
+    maildir_set_groupsync(g);
+    for (int i = 0; i < 3; i++) {
+        w = maildir_writer_open(dir, err, sizeof(err));
+        assert_non_null(w);
+        assert_int_equal(maildir_writer_write(w, "b\n", 2), 0);
+        assert_int_equal(maildir_writer_commit_batch(w, MAILDIR_NEW, NULL,
+                                                     NULL, &batch, err,
+                                                     sizeof(err)),
+                         1);
+    }
+    assert_int_equal(batch.n, 3);
+    for (size_t i = 0; i < batch.n; i++)
+        assert_int_equal(access(batch.v[i], F_OK), 0);
+    assert_int_equal(list_dir(dir, "new", NULL), 4);
+    assert_int_equal(list_dir(dir, "tmp", NULL), 0);
+    assert_int_equal(maildir_batch_sync(&batch, err, sizeof(err)), 0);
+    assert_int_equal(batch.n, 0);
+    assert_int_equal(list_dir(dir, "new", NULL), 4);
+    /* An empty batch needs no sync and succeeds. */
+    assert_int_equal(maildir_batch_sync(&batch, err, sizeof(err)), 0);
+    maildir_set_groupsync(NULL);
+    groupsync_close(g);
+}
+
 static void test_abort(void **state)
 {
     char dir[256];
@@ -339,6 +389,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_vsize_across_writes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_fails_cleanly, setup,

@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "global/qfile.h"
+#include "global/mail_proto.h"
 #include "util/buf.h"
+#include "util/mem.h"
 
 static char qdir[64];
 
@@ -310,6 +312,109 @@ static void test_id_collision(void **state)
     snprintf(path, sizeof(path), "%s/incoming/%s", qdir, id);
     assert_int_equal(stat(path, &st2), 0);
     assert_true(st2.st_size > 0);
+}
+
+/* Write a message with a body of n bytes of c; returns the committed ID. */
+static void write_body(char id[MAIL_QUEUE_ID_MAX], size_t n, char c)
+{
+    char err[256], size[32];
+    struct qfile_writer *w = qfile_writer_open(qdir, err, sizeof(err));
+    char *body = xmalloc(n);
+
+    assert_non_null(w);
+    memset(body, c, n);
+    put_envelope(w, "alice@example.org");
+    qfile_put_rcpt(w, "bob@example.test", "bob@example.test", "", "");
+    qfile_put_str(w, QREC_MESSAGE, "");
+    for (size_t off = 0; off < n; off += QFILE_CHUNK_MAX)
+        qfile_put(w, QREC_BODY, body + off,
+                  n - off < QFILE_CHUNK_MAX ? n - off : QFILE_CHUNK_MAX);
+    snprintf(size, sizeof(size), "%zu", n);
+    qfile_put_str(w, QREC_SIZE, size);
+    assert_int_equal(qfile_writer_commit(w, id, err, sizeof(err)), 0);
+    free(body);
+}
+
+/* Retire incoming/id through active/; returns the slot it went to. */
+static int retire(const char *id, long long size, struct stat *st)
+{
+    char from[160], to[160], slot[160], err[512];
+    struct dirent *e;
+    int found = -1;
+    DIR *d;
+
+    snprintf(from, sizeof(from), "%s/incoming/%s", qdir, id);
+    snprintf(to, sizeof(to), "%s/active/%s", qdir, id);
+    assert_int_equal(rename(from, to), 0);
+    assert_int_equal(qfile_retire(qdir, "active", id, size, err, sizeof(err)),
+                     0);
+    assert_int_equal(access(to, F_OK), -1);
+    snprintf(slot, sizeof(slot), "%s/recycle", qdir);
+    d = opendir(slot);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            found = atoi(e->d_name);
+    closedir(d);
+    assert_true(found >= 0);
+    snprintf(slot, sizeof(slot), "%s/recycle/%d", qdir, found);
+    assert_int_equal(stat(slot, st), 0);
+    return found;
+}
+
+/*
+ * A retired small file keeps its blocks and the next writer takes it:
+ * the new, shorter message must come back exact, with nothing of the old
+ * one after it.  A large file is emptied when it is retired.
+ */
+static void test_recycled_files(void **state)
+{
+    char id[MAIL_QUEUE_ID_MAX], id2[MAIL_QUEUE_ID_MAX], err[256];
+    char from[160], to[160];
+    struct qfile_envelope env;
+    struct buf content = BUF_INIT;
+    struct stat old, st;
+    bool corrupt = true;
+    int slot, fd;
+
+    snprintf(from, sizeof(from), "%s/recycle", qdir);
+    assert_int_equal(mkdir(from, 0700), 0);
+
+    write_body(id, 20000, 'x');
+    slot = retire(id, 20000, &old);
+    assert_true(old.st_size > 20000); /* kept, not emptied */
+    /* The writer's cursor probes the slot after the one qmgr used. */
+    snprintf(from, sizeof(from), "%s/recycle/%d", qdir, slot);
+    snprintf(to, sizeof(to), "%s/recycle/%d", qdir,
+             (slot + 1) % MAIL_QUEUE_RECYCLE_SLOTS);
+    assert_int_equal(rename(from, to), 0);
+
+    write_body(id2, 100, 'y');
+    assert_int_equal(count_entries("recycle"), 0);
+    fd = open_queued(id2, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_ino, old.st_ino); /* the recycled file */
+    assert_true(st.st_size < 1000);          /* the old tail is cut */
+    assert_int_equal(qfile_read_envelope(fd, &env, &corrupt, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        qfile_read_content(fd, &env, collect, &content, err, sizeof(err)), 0);
+    assert_int_equal(content.len, 100);
+    for (size_t i = 0; i < content.len; i++)
+        assert_int_equal(content.data[i], 'y');
+    qfile_envelope_free(&env);
+    close(fd);
+
+    /* Over MAIL_QUEUE_RECYCLE_KEEP_MAX, or of unknown size: emptied. */
+    slot = retire(id2, MAIL_QUEUE_RECYCLE_KEEP_MAX + 1, &st);
+    assert_int_equal(st.st_size, 0);
+    snprintf(from, sizeof(from), "%s/recycle/%d", qdir, slot);
+    assert_int_equal(unlink(from), 0);
+    write_body(id, 5000, 'z');
+    slot = retire(id, -1, &st);
+    assert_int_equal(st.st_size, 0);
+    buf_free(&content);
 }
 
 /* A write error (here: file size limit) fails the commit, leaves nothing. */
@@ -683,6 +788,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_abort_and_writer_checks, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_id_collision, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycled_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_queue_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
         cmocka_unit_test(test_valid_handmade),
