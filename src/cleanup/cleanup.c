@@ -209,6 +209,7 @@ static void cleanup_pre_init(void)
     struct config *cfg = config_global();
     char err[512];
 
+    server_keep_heap();
     cl.queue_dir = config_str(cfg, "queue_directory");
     cl.myhostname = config_str(cfg, "myhostname");
     cl.mail_name = config_str(cfg, "mail_name");

@@ -24,6 +24,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
@@ -503,4 +504,14 @@ int server_main(int argc, char **argv, const struct server_opts *opts)
     }
     server_args_free(&args);
     return 0;
+}
+
+/* Bounds what a worker keeps: a message is streamed, never held whole. */
+#define SERVER_HEAP_TRIM_THRESHOLD (8 * 1024 * 1024)
+#define SERVER_HEAP_MMAP_THRESHOLD (4 * 1024 * 1024)
+
+void server_keep_heap(void)
+{
+    (void)mallopt(M_TRIM_THRESHOLD, SERVER_HEAP_TRIM_THRESHOLD);
+    (void)mallopt(M_MMAP_THRESHOLD, SERVER_HEAP_MMAP_THRESHOLD);
 }

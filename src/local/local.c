@@ -253,6 +253,7 @@ static void local_pre_init(void)
     struct config *cfg = config_global();
     char err[512];
 
+    server_keep_heap();
     local_queue_dir = config_str(cfg, "queue_directory");
     local_minimum_uid = config_int(cfg, "virtual_minimum_uid");
     local_resolver = resolver_open(cfg, err, sizeof(err));

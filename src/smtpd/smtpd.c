@@ -160,6 +160,7 @@ static void smtpd_pre_init(void)
     smtpd_config_load();
     smtpd_tls_init();
     smtpd_auth_init();
+    server_keep_heap();
 }
 
 /* ---------------------------------------------------------- replies */
