@@ -46,6 +46,8 @@
  *        frame carries at most MAIL_PROTO_CHUNK bytes and lines may span
  *        frames.
  *   3. end frame: end=1       (or abort=1: forget the message, no reply);
+ *        smtpd sends frames 1 and 2 lazily: the envelope goes out with the
+ *        first full content frame, or with the end frame;
  *        end=1 may be followed by hold=1 and/or discard=1, decided by
  *        smtpd_end_of_data_restrictions after the content
  * cleanup replies to the end frame with one frame:
@@ -55,7 +57,9 @@
  * storage: only then may smtpd reply 250.
  *
  * ---- qmgr -> local  (unix socket private/local) ----
- * One connection carries many requests, one at a time.
+ * One connection carries many requests.  qmgr may send the next ones
+ * before the first reply (pipelining); local answers each request with
+ * one frame, in the order of the requests.
  * qmgr sends:
  *        request=deliver  queue_id=ID  queue=active  sender=<addr>
  *        arrival=<unix time>

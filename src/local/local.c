@@ -4,17 +4,19 @@
  * recipients.  master runs it as a single server (master.cf: unpriv n, so
  * it keeps root when master has it and switches to each mailbox owner's
  * ids per delivery); each connection comes from qmgr and carries many
- * requests, one at a time (the qmgr -> local protocol of mail_proto.h).
+ * requests (the qmgr -> local protocol of mail_proto.h), one at a time or
+ * pipelined; what waits is delivered as one batch under one group commit.
  *
  * Trust: qmgr is another process, so each request is checked as if it
  * came from the network (grammar, queue ID syntax, queue name, offsets),
  * and local delivers only recipients that the queue file itself lists.
- * A malformed request ends the connection without a reply; qmgr then
- * treats the request as failed and tries again later.
+ * A malformed request ends the connection without a reply to it (the
+ * requests before it in the batch are answered); qmgr then treats it as
+ * failed and tries again later.
  *
  * Failures are temporary unless the recipient is unknown or the message
  * loops: a delivery is reported as done (status 2) only once the Maildir
- * file is fsynced and linked into new/.
+ * file is linked into new/ and synced (one syncfs for the whole batch).
  */
 #include <errno.h>
 #include <poll.h>
@@ -221,9 +223,11 @@ static void local_serve(int fd)
             n++;
         } while (n < LOCAL_BATCH_MAX && local_more_pending(s));
         if (maildir_batch_sync(&batch, err, sizeof(err)) < 0) {
+            int saved = errno;
+
             log_warn("maildir delivery: %s", err);
             for (size_t i = 0; i < n; i++)
-                local_batch_failed(&slots[i].req, errno, err);
+                local_batch_failed(&slots[i].req, saved, err);
         }
         buf_reset(&frame);
         for (size_t i = 0; i < n; i++) {
