@@ -24,7 +24,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <limits.h>
 #include <malloc.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -34,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -336,37 +334,8 @@ static long long server_now(void)
 }
 
 /*
- * The wait for a client: the listening socket, registered exclusively so
- * that a new connection wakes one idle worker rather than every worker of
- * the service (twenty smtpd processes used to wake, race for accept() and
- * go back to sleep, for every connection), and master's status pipe,
- * whose hang-up every worker must see.
- */
-static int server_wait_set(void)
-{
-    struct epoll_event ev;
-    int ep = epoll_create1(EPOLL_CLOEXEC);
-
-    if (ep < 0)
-        log_fatal("epoll_create1: %m");
-    memset(&ev, 0, sizeof(ev));
-    ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-    ev.data.fd = SERVER_LISTEN_FD;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, SERVER_LISTEN_FD, &ev) < 0)
-        log_fatal("listening socket: descriptor %d: %m", SERVER_LISTEN_FD);
-    memset(&ev, 0, sizeof(ev));
-    ev.events = 0; /* hang-up and error are always reported */
-    ev.data.fd = SERVER_STATUS_FD;
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, SERVER_STATUS_FD, &ev) < 0) {
-        log_debug("master status pipe: %m: exiting");
-        server_master_gone = true;
-    }
-    return ep;
-}
-
-/*
  * Accept, serve, repeat.  Termination signals stay blocked except inside
- * the wait and serve(), so a signal can neither be lost between the flag
+ * ppoll() and serve(), so a signal can neither be lost between the flag
  * test and the wait nor cut a client short without the daemon's consent.
  */
 static void server_single_loop(const struct server_opts *opts,
@@ -380,41 +349,45 @@ static void server_single_loop(const struct server_opts *opts,
         timeout > 0 && timeout < 0x7fffffff ? (unsigned)timeout : 0;
     long long used = 0;
     long long idle_since = server_now();
-    int ep = server_wait_set();
 
     for (;;) {
-        struct epoll_event ev[2];
-        bool listen_ready = false;
-        int n, fd, wait_ms = -1;
+        struct pollfd pfd[2];
+        struct timespec ts;
+        int n, fd;
 
         if (server_got_term || server_got_hup || server_master_gone)
-            break;
+            return;
         if (max_idle > 0) {
             long long left = idle_since + max_idle - server_now();
 
             if (left <= 0) {
                 log_debug("idle for %llds: exiting", max_idle);
-                break;
+                return;
             }
-            wait_ms = left > INT_MAX / 1000 ? INT_MAX : (int)left * 1000;
+            ts.tv_sec = (time_t)left;
+            ts.tv_nsec = 0;
         }
-        n = epoll_pwait(ep, ev, 2, wait_ms, open_mask);
+        pfd[0].fd = SERVER_LISTEN_FD;
+        pfd[0].events = POLLIN;
+        pfd[1].fd = SERVER_STATUS_FD;
+        pfd[1].events = 0;
+        n = ppoll(pfd, 2, max_idle > 0 ? &ts : NULL, open_mask);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            log_fatal("epoll_pwait: %m");
+            log_fatal("poll: %m");
         }
-        for (int i = 0; i < n; i++) {
-            if (ev[i].data.fd == SERVER_STATUS_FD) {
-                log_debug("master went away: exiting");
-                server_master_gone = true;
-            } else if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
-                listen_ready = true;
-            }
+        if (n == 0)
+            continue;
+        if (pfd[1].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+            log_debug("master went away: exiting");
+            server_master_gone = true;
+            return;
         }
-        if (server_master_gone)
-            break;
-        if (!listen_ready)
+        if (pfd[0].revents & POLLNVAL)
+            log_fatal("listening socket: descriptor %d is closed",
+                      SERVER_LISTEN_FD);
+        if (!(pfd[0].revents & (POLLIN | POLLERR | POLLHUP)))
             continue;
         fd = accept4(SERVER_LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) {
@@ -449,15 +422,14 @@ static void server_single_loop(const struct server_opts *opts,
         used++;
         if (max_use > 0 && used >= max_use) {
             log_debug("served %lld clients: exiting", used);
-            break;
+            return;
         }
         /* A worker about to exit stays "busy" so master forks a fresh one. */
         if (server_got_term || server_got_hup || !server_master_alive())
-            break;
+            return;
         server_report(SERVER_STATUS_IDLE);
         idle_since = server_now();
     }
-    close(ep);
 }
 
 int server_main(int argc, char **argv, const struct server_opts *opts)
