@@ -16,6 +16,8 @@
  * session, which frees it; nothing here logs client data.
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,9 +33,19 @@ static void imap_conn_event(evutil_socket_t fd, short what, void *arg);
 
 void imap_conn_init(struct imap_conn *c, int fd, struct imap_session *s)
 {
+    int one = 1;
+
     memset(c, 0, sizeof(*c));
     c->fd = fd;
     (void)sock_set_nonblock(fd, true);
+    /*
+     * Responses are queued whole and sent in one go, so Nagle has
+     * nothing to coalesce; it would only hold back the last short
+     * segment of a response (the tagged OK after a large FETCH) until
+     * the client's delayed ACK, up to 40 ms.  Fails harmlessly on a
+     * non-TCP socket.
+     */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ev = event_new(imapd_base, fd, 0, imap_conn_event, s);
     if (c->ev == NULL)
         log_fatal("cannot create an event");
@@ -82,7 +94,14 @@ static short imap_conn_wanted(struct imap_session *s)
         return 0;
     if (c->state == IMAP_CONN_HANDSHAKE)
         return c->tls_read_wants_write ? EV_WRITE : EV_READ;
-    if (imap_conn_pending_out(c) > 0)
+    /*
+     * A command suspended for the output to drain waits for EV_WRITE;
+     * the output may have drained completely by the time we get here
+     * (the client read it all between two flushes), and then only an
+     * EV_WRITE, at once, brings the command back.
+     */
+    if (imap_conn_pending_out(c) > 0 ||
+        (s->mode == IMAP_MODE_BUSY && s->resume != NULL))
         ev |= EV_WRITE;
     if (c->tls_read_wants_write)
         ev |= EV_WRITE;
@@ -168,6 +187,12 @@ bool imap_conn_flush(struct imap_conn *c)
     if (imap_conn_pending_out(c) == 0) {
         c->out_off = 0;
         buf_reset(&c->out);
+    } else if (c->out_off >= IMAP_OUT_LOW &&
+               c->out_off >= imap_conn_pending_out(c)) {
+        /* A command appending while the client reads slowly would
+         * otherwise grow the buffer by all it ever sent. */
+        buf_consume(&c->out, c->out_off);
+        c->out_off = 0;
     }
     return !c->eof;
 }

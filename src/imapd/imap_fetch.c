@@ -11,9 +11,11 @@
  *
  * Message text comes from the store in CRLF form (imap_mailbox_msg_read)
  * and is parsed by imap_mime only when a section below the whole message
- * is asked for; ENVELOPE, BODY[STRUCTURE] and RFC822.SIZE come from the
- * store's cache.  A non-PEEK body fetch sets \Seen (not in a read-only
- * mailbox) and reports the new FLAGS in the same response.
+ * is asked for; whole messages (BODY[], RFC822) are read as stored and
+ * converted to CRLF as they are copied into the output, in one pass;
+ * ENVELOPE, BODY[STRUCTURE] and RFC822.SIZE come from the store's cache.
+ * A non-PEEK body fetch sets \Seen (not in a read-only mailbox) and
+ * reports the new FLAGS in the same response.
  *
  * Expunged messages (gone from the store but still numbered in this
  * session, since EXPUNGE may not be sent during FETCH) are skipped and
@@ -21,6 +23,7 @@
  * EXPUNGE itself follows after the next command that allows it.  A
  * section that does not exist in a message is NIL.
  */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,9 @@
 
 #include "imapd/imap_mime.h"
 #include "imapd/imapd.h"
+
+/* A message buffer bigger than this is not kept for the next message. */
+#define IMAP_FETCH_MSG_KEEP (1024 * 1024)
 
 struct imap_fetch_state {
     struct imap_fetch_atts atts;
@@ -39,6 +45,10 @@ struct imap_fetch_state {
     bool has_flags;   /* FLAGS was asked for */
     bool expunged;    /* skipped an expunged message */
     bool failed;      /* a store error */
+    bool stored_form; /* msg is as stored: only whole-message literals
+                         without <partial> need it, converted to CRLF as
+                         they are copied into the output */
+    struct buf msg;   /* the current message, kept for the next */
 };
 
 static void imap_fetch_date(struct buf *b, time_t t)
@@ -56,10 +66,14 @@ static void imap_fetch_date(struct buf *b, time_t t)
                tm.tm_sec, off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
 }
 
-/* "BODY[1.TEXT]<0>" data: a literal of the (partial) text, or NIL. */
+/*
+ * "BODY[1.TEXT]<0>" data: a literal of the (partial) text, or NIL.
+ * stored: data is the message as stored, sent in CRLF form (no partial).
+ */
 static void imap_fetch_literal(struct buf *b, const char *label,
                                const struct imap_fetch_att *att,
-                               const char *data, size_t len, bool exists)
+                               const char *data, size_t len, bool exists,
+                               bool stored)
 {
     buf_puts(b, label);
     if (att->partial)
@@ -67,6 +81,13 @@ static void imap_fetch_literal(struct buf *b, const char *label,
     buf_putc(b, ' ');
     if (!exists) {
         buf_puts(b, "NIL");
+        return;
+    }
+    if (stored) {
+        assert(!att->partial);
+        buf_printf(b, "{%llu}\r\n",
+                   (unsigned long long)imap_mime_crlf_size(data, len));
+        imap_mime_crlf(data, len, b);
         return;
     }
     if (att->partial) {
@@ -80,32 +101,40 @@ static void imap_fetch_literal(struct buf *b, const char *label,
     buf_append(b, data, len);
 }
 
-/* One message's response into b; false on a store error (b undefined). */
+/*
+ * One message's response appended to b; false on a store error (b's
+ * new part undefined: the caller cuts it off).  Skipping an expunged
+ * message appends nothing.
+ */
 static bool imap_fetch_one(struct imap_session *s, struct imap_fetch_state *st,
                            uint32_t seq, struct buf *b)
 {
-    struct buf msg = BUF_INIT, part = BUF_INIT;
+    struct buf part = BUF_INIT, msg;
     struct imap_mime *mime = NULL;
     const struct imap_msg *m = imap_mailbox_msg(s->mb, seq);
     bool ok = true, first = true, seen_set = false;
     char err[512];
     int r;
 
+    buf_reset(&st->msg);
     if (st->body) {
-        r = imap_mailbox_msg_read(s->mb, seq, &msg, err, sizeof(err));
+        r = st->stored_form
+                ? imap_mailbox_msg_read_raw(s->mb, seq, &st->msg, err,
+                                            sizeof(err))
+                : imap_mailbox_msg_read(s->mb, seq, &st->msg, err,
+                                        sizeof(err));
         if (r == IMAP_STORE_EXPUNGED) {
             st->expunged = true;
-            buf_free(&msg);
             return true;
         }
         if (r < 0) {
             imap_session_log(s, "FETCH %u: %s", seq, err);
-            buf_free(&msg);
             return false;
         }
         if (st->mime)
-            mime = imap_mime_parse(msg.data, msg.len);
+            mime = imap_mime_parse(st->msg.data, st->msg.len);
     }
+    msg = st->msg;
     if (st->set_seen && !(m->flags & IMAP_FLAG_SEEN) &&
         !imap_mailbox_readonly(s->mb)) {
         r = imap_mailbox_store_flags(s->mb, &seq, 1, IMAP_FLAGS_ADD,
@@ -166,7 +195,8 @@ static bool imap_fetch_one(struct imap_session *s, struct imap_fetch_state *st,
             buf_printf(b, "MODSEQ (%llu)", (unsigned long long)m->modseq);
             break;
         case IMAP_FETCH_RFC822:
-            imap_fetch_literal(b, "RFC822", att, msg.data, msg.len, true);
+            imap_fetch_literal(b, "RFC822", att, msg.data, msg.len, true,
+                               st->stored_form);
             break;
         case IMAP_FETCH_RFC822_HEADER:
         case IMAP_FETCH_RFC822_TEXT:
@@ -192,12 +222,13 @@ static bool imap_fetch_one(struct imap_session *s, struct imap_fetch_state *st,
                 buf_printf(&lab, "BODY[%s]", att->section_text);
             }
             if (use->n_part == 0 && use->text == IMAP_SECTION_ALL) {
-                imap_fetch_literal(b, lab.data, att, msg.data, msg.len, true);
+                imap_fetch_literal(b, lab.data, att, msg.data, msg.len, true,
+                                   st->stored_form);
             } else {
                 buf_reset(&part);
                 exists = imap_mime_section(mime, use, &part) == 0;
                 imap_fetch_literal(b, lab.data, att, part.data, part.len,
-                                   exists);
+                                   exists, false);
             }
             buf_free(&lab);
             break;
@@ -214,18 +245,18 @@ static bool imap_fetch_one(struct imap_session *s, struct imap_fetch_state *st,
     if (mime != NULL)
         imap_mime_free(mime);
     buf_free(&part);
-    buf_free(&msg);
     return ok;
 }
 
 static void imap_fetch_resume(struct imap_session *s)
 {
     struct imap_fetch_state *st = s->cmd_state;
-    struct buf b = BUF_INIT;
+    struct buf *out = &s->conn.out;
 
     while (st->next < st->n) {
         uint32_t seq = st->seqs[st->next++];
         const struct imap_msg *m = imap_mailbox_msg(s->mb, seq);
+        size_t mark = out->len;
 
         if (m == NULL)
             continue;
@@ -235,21 +266,29 @@ static void imap_fetch_resume(struct imap_session *s)
         }
         if (st->atts.changedsince && m->modseq <= st->atts.changedsince_modseq)
             continue;
-        buf_reset(&b);
-        if (!imap_fetch_one(s, st, seq, &b)) {
+        /* Built in place; nothing is sent before it is whole. */
+        if (!imap_fetch_one(s, st, seq, out)) {
+            buf_truncate(out, mark);
             st->failed = true;
             continue;
         }
-        imap_reply_raw(s, b.data, b.len);
-        if (b.cap > IMAP_BUF_KEEP)
-            buf_free(&b);
-        if (imap_conn_pending_out(&s->conn) > IMAP_OUT_HIGH) {
-            buf_free(&b);
+        if (st->msg.cap > IMAP_FETCH_MSG_KEEP)
+            buf_free(&st->msg);
+        /*
+         * Send as we go: the client works on the first responses while
+         * the next are made, instead of waiting for a buffer full.
+         */
+        if ((imap_conn_pending_out(&s->conn) >= IMAP_OUT_FLUSH &&
+             !imap_conn_flush(&s->conn)) ||
+            imap_conn_pending_out(&s->conn) > IMAP_OUT_HIGH) {
+            /* A write error ends the session; the pool goes with it,
+             * so nothing malloc'ed may stay in st. */
+            buf_free(&st->msg);
             imap_cmd_suspend(s, imap_fetch_resume);
             return;
         }
     }
-    buf_free(&b);
+    buf_free(&st->msg);
     if (st->failed)
         imap_cmd_done(s, "NO", "[SERVERBUG] Internal error occurred. Refer "
                                "to server log for more information.");
@@ -312,6 +351,11 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_command *cmd)
             break;
         }
     }
+    /* The stored form serves only whole messages sent as they are. */
+    st->stored_form = st->body && !st->mime;
+    for (size_t i = 0; i < st->atts.n; i++)
+        if (st->atts.v[i].partial)
+            st->stored_form = false;
     s->cmd_state = st;
     imap_fetch_resume(s);
 }

@@ -2,14 +2,19 @@
  * imap_index - the per-mailbox LMDB index (DIR/posthorn-index.lmdb).
  *
  * Four databases in one environment: "meta" (UIDVALIDITY, UIDNEXT,
- * HIGHESTMODSEQ, the \Recent high-water mark, keyword names), "uids"
+ * HIGHESTMODSEQ, the \Recent high-water mark, keyword names, the
+ * directory mtimes of the last complete scan), "uids"
  * (uid -> struct imap_index_rec + base name + info), "names" (base
  * name -> uid) and "cache" (uid -> RFC822.SIZE, ENVELOPE, BODY,
- * BODYSTRUCTURE).
+ * BODYSTRUCTURE, and the decoded header fields SEARCH uses most).
  *
  * LMDB allows one environment per file per process, so environments
  * live in a process-wide list keyed by the file's device and inode and
- * are shared by every session of the process (refcounted).  The map
+ * are shared by every session of the process (refcounted).  One nobody
+ * uses any more stays open for a few seconds (at most
+ * IMAP_INDEX_KEEP_MAX of them): opening an environment maps the file and
+ * allocates LMDB's transaction tables, closing unmaps it all again, and
+ * that was most of the cost of a short session.  The map
  * starts at INDEX_MAP_MIN and doubles when a write finds it full;
  * other processes pick the new size up through MDB_MAP_RESIZED.
  *
@@ -37,6 +42,7 @@
 #define INDEX_MAP_MIN (16u * 1024 * 1024)
 
 static struct imap_index *index_list;
+static int index_unused; /* entries with refs == 0, kept open */
 
 /* ---- UIDVALIDITY: unique per user, never reused ---- */
 
@@ -219,6 +225,33 @@ static void remove_index_files(const char *path)
     free(lock);
 }
 
+static void index_close(struct imap_index *ix);
+
+static bool index_fstat(struct imap_index *ix, struct stat *sb)
+{
+    int fd;
+
+    return mdb_env_get_fd(ix->env, &fd) == 0 && fstat(fd, sb) == 0;
+}
+
+/*
+ * May ix serve the file again?  Not when the file was removed (its
+ * inode number may now be the new file's), and for one kept unused,
+ * not when anything wrote to the file meanwhile: other processes' LMDB
+ * commits are harmless, but a file truncated or overwritten under a
+ * mapped environment is not, so it is opened anew and checked.
+ */
+static bool index_file_live(struct imap_index *ix)
+{
+    struct stat sb;
+
+    if (!index_fstat(ix, &sb) || sb.st_nlink == 0)
+        return false;
+    return ix->refs > 0 || (sb.st_size == ix->kept_size &&
+                            sb.st_ctim.tv_sec == ix->kept_ctime.tv_sec &&
+                            sb.st_ctim.tv_nsec == ix->kept_ctime.tv_nsec);
+}
+
 struct imap_index *imap_index_open(struct imap_store *st, const char *dir,
                                    char *err, size_t errlen)
 {
@@ -228,12 +261,25 @@ struct imap_index *imap_index_open(struct imap_store *st, const char *dir,
     int rc;
 
     if (stat(path, &sb) == 0) {
-        for (ix = index_list; ix; ix = ix->next) {
-            if (ix->dev == sb.st_dev && ix->ino == sb.st_ino) {
-                ix->refs++;
-                free(path);
-                return ix;
+        struct imap_index *next;
+
+        for (ix = index_list; ix; ix = next) {
+            next = ix->next;
+            if (ix->dev != sb.st_dev || ix->ino != sb.st_ino)
+                continue;
+            if (!index_file_live(ix)) {
+                /* Removed since, and its inode number given to the file
+                 * we are after: not the same index. */
+                if (ix->refs == 0) {
+                    index_unused--;
+                    index_close(ix);
+                }
+                continue;
             }
+            if (ix->refs++ == 0)
+                index_unused--;
+            free(path);
+            return ix;
         }
     }
     ix = env_open(path, err, errlen, &rc);
@@ -259,12 +305,10 @@ struct imap_index *imap_index_open(struct imap_store *st, const char *dir,
     return ix;
 }
 
-void imap_index_release(struct imap_index *ix)
+static void index_close(struct imap_index *ix)
 {
     struct imap_index **pp;
 
-    if (ix == NULL || --ix->refs > 0)
-        return;
     for (pp = &index_list; *pp; pp = &(*pp)->next) {
         if (*pp == ix) {
             *pp = ix->next;
@@ -274,6 +318,44 @@ void imap_index_release(struct imap_index *ix)
     mdb_env_close(ix->env);
     free(ix->path);
     free(ix);
+}
+
+void imap_index_release(struct imap_index *ix, bool keep)
+{
+    struct imap_index *p, *oldest = NULL;
+    struct stat sb;
+
+    if (ix == NULL || --ix->refs > 0)
+        return;
+    if (!keep || !index_fstat(ix, &sb)) {
+        index_close(ix);
+        return;
+    }
+    ix->kept_ctime = sb.st_ctim;
+    ix->kept_size = sb.st_size;
+    ix->unused_since = time(NULL);
+    if (++index_unused <= IMAP_INDEX_KEEP_MAX)
+        return;
+    for (p = index_list; p; p = p->next)
+        if (p->refs == 0 && p != ix &&
+            (oldest == NULL || p->unused_since <= oldest->unused_since))
+            oldest = p;
+    index_unused--;
+    index_close(oldest != NULL ? oldest : ix);
+}
+
+void imap_store_expire(time_t now)
+{
+    struct imap_index *p, *next;
+
+    for (p = index_list; p && index_unused > 0; p = next) {
+        next = p->next;
+        if (p->refs == 0 &&
+            (now == 0 || now - p->unused_since >= IMAP_INDEX_KEEP_SECS)) {
+            index_unused--;
+            index_close(p);
+        }
+    }
 }
 
 bool imap_index_stale(const struct imap_index *ix)
@@ -414,6 +496,33 @@ void imap_index_meta_free(struct imap_index_meta *m)
     m->n_keywords = 0;
 }
 
+int imap_index_dirtimes_get(struct imap_index *ix, MDB_txn *txn,
+                            struct timespec t[2])
+{
+    MDB_val k = {8, "dirtimes"}, d;
+    int64_t v[4];
+
+    if (mdb_get(txn, ix->meta, &k, &d) != 0 || d.mv_size != sizeof(v))
+        return -1;
+    memcpy(v, d.mv_data, sizeof(v));
+    t[0].tv_sec = (time_t)v[0];
+    t[0].tv_nsec = (long)v[1];
+    t[1].tv_sec = (time_t)v[2];
+    t[1].tv_nsec = (long)v[3];
+    return 0;
+}
+
+int imap_index_dirtimes_put(struct imap_index *ix, MDB_txn *txn,
+                            const struct timespec t[2])
+{
+    int64_t v[4] = {(int64_t)t[0].tv_sec, (int64_t)t[0].tv_nsec,
+                    (int64_t)t[1].tv_sec, (int64_t)t[1].tv_nsec};
+    MDB_val k = {8, "dirtimes"}, d = {sizeof(v), v};
+
+    ix->last_rc = mdb_put(txn, ix->meta, &k, &d, 0);
+    return ix->last_rc == 0 ? 0 : -1;
+}
+
 /* ---- records ---- */
 
 void imap_rec_free(struct imap_rec *r)
@@ -535,13 +644,19 @@ int imap_index_name_get(struct imap_index *ix, MDB_txn *txn, const char *base,
 
 /* ---- cache ---- */
 
+/*
+ * A cache record: size, the lengths of ENVELOPE, BODY, BODYSTRUCTURE,
+ * their bytes, then optionally the SEARCH block behind its own length.
+ * Records without that tail (written before it existed) still read.
+ */
 int imap_index_cache_get(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
-                         struct imap_cache *c)
+                         unsigned want, struct imap_cache *c)
 {
     unsigned int u = uid;
     MDB_val k = {sizeof(u), &u}, d;
-    uint32_t len[3];
+    uint32_t len[3], slen = 0;
     const char *p;
+    uint64_t rest, parts;
     int rc = mdb_get(txn, ix->cache, &k, &d);
 
     if (rc == MDB_NOTFOUND)
@@ -552,12 +667,25 @@ int imap_index_cache_get(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
     memcpy(&c->size, p, sizeof(c->size));
     memcpy(len, p + sizeof(c->size), sizeof(len));
     p += sizeof(c->size) + sizeof(len);
-    if ((uint64_t)len[0] + len[1] + len[2] !=
-        d.mv_size - sizeof(c->size) - sizeof(len))
+    rest = d.mv_size - sizeof(c->size) - sizeof(len);
+    parts = (uint64_t)len[0] + len[1] + len[2];
+    if (parts > rest)
         return -1;
-    buf_append(&c->envelope, p, len[0]);
-    buf_append(&c->body, p + len[0], len[1]);
-    buf_append(&c->bodystructure, p + len[0] + len[1], len[2]);
+    if (parts < rest) {
+        if (rest - parts < sizeof(slen))
+            return -1;
+        memcpy(&slen, p + parts, sizeof(slen));
+        if ((uint64_t)slen != rest - parts - sizeof(slen))
+            return -1;
+    }
+    if (want & IMAP_CACHE_ENVELOPE)
+        buf_append(&c->envelope, p, len[0]);
+    if (want & IMAP_CACHE_BODY)
+        buf_append(&c->body, p + len[0], len[1]);
+    if (want & IMAP_CACHE_BODYSTRUCTURE)
+        buf_append(&c->bodystructure, p + len[0] + len[1], len[2]);
+    if ((want & IMAP_CACHE_SEARCH) && slen > 0)
+        buf_append(&c->search, p + parts + sizeof(slen), slen);
     return 0;
 }
 
@@ -567,6 +695,7 @@ int imap_index_cache_put(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
     unsigned int u = uid;
     uint32_t len[3] = {(uint32_t)c->envelope.len, (uint32_t)c->body.len,
                        (uint32_t)c->bodystructure.len};
+    uint32_t slen = (uint32_t)c->search.len;
     struct buf v = BUF_INIT;
     MDB_val k = {sizeof(u), &u}, d;
     int rc;
@@ -576,6 +705,10 @@ int imap_index_cache_put(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
     buf_append(&v, c->envelope.data, c->envelope.len);
     buf_append(&v, c->body.data, c->body.len);
     buf_append(&v, c->bodystructure.data, c->bodystructure.len);
+    if (slen > 0) {
+        buf_append(&v, &slen, sizeof(slen));
+        buf_append(&v, c->search.data, slen);
+    }
     d.mv_size = v.len;
     d.mv_data = v.data;
     rc = ix->last_rc = mdb_put(txn, ix->cache, &k, &d, 0);

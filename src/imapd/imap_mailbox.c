@@ -6,7 +6,9 @@
  * A sync re-reads the Maildir only when new/ or cur/ changed since this
  * view last looked (directory mtimes; a directory changed within the
  * last second is always re-read, since its mtime cannot tell two
- * changes in one tick apart), and re-reads the index only when its
+ * changes in one tick apart); a new view skips the read too when the
+ * mtimes are those the index recorded after its last complete scan
+ * (SELECT of a known mailbox), and re-reads the index only when its
  * HIGHESTMODSEQ or UIDNEXT moved.  Every change anyone makes bumps one
  * of them, so an idle session costs two stat(2) calls per sync.
  *
@@ -92,7 +94,9 @@ void imap_mailbox_close(struct imap_mailbox *mb)
 {
     if (mb == NULL)
         return;
-    imap_index_release(mb->ix);
+    imap_mailbox_cache_flush(mb);
+    free(mb->pending);
+    imap_index_release(mb->ix, true);
     for (size_t i = 0; i < mb->n_keywords; i++)
         free(mb->keywords[i]);
     free(mb->msgs);
@@ -107,9 +111,10 @@ void imap_mailbox_hibernate(struct imap_mailbox *mb)
 {
     if (mb == NULL || mb->ix == NULL)
         return;
+    imap_mailbox_cache_flush(mb);
     mb->ix_dev = mb->ix->dev;
     mb->ix_ino = mb->ix->ino;
-    imap_index_release(mb->ix);
+    imap_index_release(mb->ix, false);
     mb->ix = NULL;
 }
 
@@ -141,7 +146,7 @@ int imap_mailbox_wake(struct imap_mailbox *mb, char *err, size_t errlen)
     if (mb->ix->dev != mb->ix_dev || mb->ix->ino != mb->ix_ino) {
         snprintf(err, errlen, "mailbox %s: index removed or replaced",
                  mb->name);
-        imap_index_release(mb->ix);
+        imap_index_release(mb->ix, true);
         mb->ix = NULL;
         return IMAP_STORE_GONE;
     }
@@ -393,15 +398,36 @@ static bool same_time(const struct timespec *a, const struct timespec *b)
     return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
 }
 
+/* Do the mtimes the index recorded (dirtimes) match the directories? */
+static bool index_current(struct imap_mailbox *mb, const struct stat *sn,
+                          const struct stat *sc)
+{
+    struct timespec t[2];
+    MDB_txn *txn;
+    char err[256];
+    int rc;
+
+    if (imap_index_begin(mb->ix, false, &txn, err, sizeof(err)) < 0)
+        return false;
+    rc = imap_index_dirtimes_get(mb->ix, txn, t);
+    mdb_txn_abort(txn);
+    return rc == 0 && same_time(&t[0], &sn->st_mtim) &&
+           same_time(&t[1], &sc->st_mtim);
+}
+
 /*
  * Scan the Maildir into the index if new/ or cur/ changed since this
- * view last did.  Returns IMAP_STORE_* .
+ * view, or for a new view since the index, last looked.  Mtimes are
+ * trusted only once they are safely in the past: a directory changed
+ * twice within one clock tick keeps the mtime of the first change.
+ * Returns IMAP_STORE_* .
  */
 static int maybe_scan(struct imap_mailbox *mb, bool force, char *err,
                       size_t errlen)
 {
     struct stat sn, sc;
     time_t now = time(NULL);
+    bool settled;
 
     if (stat(mb->watch[0], &sn) < 0 || stat(mb->watch[1], &sc) < 0) {
         snprintf(err, errlen, "mailbox %s is gone", mb->name);
@@ -410,10 +436,19 @@ static int maybe_scan(struct imap_mailbox *mb, bool force, char *err,
     if (!force && mb->mtimes_valid && same_time(&sn.st_mtim, &mb->new_mtime) &&
         same_time(&sc.st_mtim, &mb->cur_mtime))
         return IMAP_STORE_OK;
+    settled = sn.st_mtim.tv_sec < now - 1 && sc.st_mtim.tv_sec < now - 1;
+    /* A login into a known mailbox: no directory read at all. */
+    if (!force && settled && index_current(mb, &sn, &sc)) {
+        mb->new_mtime = sn.st_mtim;
+        mb->cur_mtime = sc.st_mtim;
+        mb->mtimes_valid = true;
+        return IMAP_STORE_OK;
+    }
     for (int attempt = 0; attempt < 6; attempt++) {
         struct imap_index_meta m;
+        struct timespec seen[2] = {sn.st_mtim, sc.st_mtim}, had[2];
         MDB_txn *txn;
-        bool changed = false;
+        bool changed = false, record = false;
         int rc;
 
         if (imap_index_begin(mb->ix, true, &txn, err, errlen) < 0)
@@ -428,6 +463,18 @@ static int maybe_scan(struct imap_mailbox *mb, bool force, char *err,
         if (rc == IMAP_STORE_OK && changed &&
             imap_index_meta_put(mb->ix, txn, &m) < 0)
             rc = IMAP_STORE_ERR;
+        /*
+         * The index now holds everything the directories held when we
+         * stat()ed them (later changes move the mtimes on).  Only a
+         * writable view records that: it has moved new/ to cur/.
+         */
+        if (rc == IMAP_STORE_OK && settled && !mb->readonly &&
+            (imap_index_dirtimes_get(mb->ix, txn, had) < 0 ||
+             !same_time(&had[0], &seen[0]) || !same_time(&had[1], &seen[1]))) {
+            record = true;
+            if (imap_index_dirtimes_put(mb->ix, txn, seen) < 0)
+                rc = IMAP_STORE_ERR;
+        }
         imap_index_meta_free(&m);
         if (rc != IMAP_STORE_OK) {
             mdb_txn_abort(txn);
@@ -435,18 +482,16 @@ static int maybe_scan(struct imap_mailbox *mb, bool force, char *err,
                 continue;
             return rc;
         }
-        if (!changed) {
+        if (!changed && !record) {
             mdb_txn_abort(txn);
         } else if (imap_index_commit(mb->ix, txn, err, errlen) < 0) {
             if (imap_index_retry(mb->ix))
                 continue;
             return IMAP_STORE_ERR;
         }
-        /* Trust the mtimes only once they are safely in the past. */
         mb->new_mtime = sn.st_mtim;
         mb->cur_mtime = sc.st_mtim;
-        mb->mtimes_valid = sn.st_mtim.tv_sec < now - 1 &&
-                           sc.st_mtim.tv_sec < now - 1;
+        mb->mtimes_valid = settled;
         return IMAP_STORE_OK;
     }
     snprintf(err, errlen, "index %s: cannot grow", mb->ix->path);
@@ -639,6 +684,7 @@ int imap_mailbox_sync(struct imap_mailbox *mb, unsigned flags,
     int rc;
 
     memset(out, 0, sizeof(*out));
+    imap_mailbox_cache_flush(mb);
     if (stat(mb->dir, &sb) < 0 || sb.st_ino != mb->dir_ino ||
         sb.st_dev != mb->dir_dev) {
         snprintf(err, errlen, "mailbox %s was deleted or renamed", mb->name);

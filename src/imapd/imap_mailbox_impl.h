@@ -31,7 +31,23 @@ struct imap_mailbox {
     size_t n_keywords;
     struct timespec new_mtime, cur_mtime;
     bool mtimes_valid;
+    /* Cache entries computed but not written yet (one write transaction
+     * per batch, not per message: each commit is an fsync). */
+    struct imap_cache_pending *pending;
+    size_t n_pending;
 };
+
+struct imap_cache_pending {
+    uint32_t uid;
+    struct imap_cache c;
+};
+
+/* Cache entries a command computes are written in batches of this many. */
+#define IMAP_CACHE_BATCH 256
+
+/* Write the pending cache entries (best effort: a lost one is computed
+ * again).  Called when a batch is full, at sync, close and hibernate. */
+void imap_mailbox_cache_flush(struct imap_mailbox *mb);
 
 bool imap_keyword_valid(const char *kw);
 int imap_meta_keyword(const struct imap_index_meta *m, const char *kw);

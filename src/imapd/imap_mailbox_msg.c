@@ -119,23 +119,101 @@ static int read_raw(struct imap_mailbox *mb, uint32_t seq, struct buf *raw,
     return IMAP_STORE_OK;
 }
 
-int imap_mailbox_msg_read(struct imap_mailbox *mb, uint32_t seq,
-                          struct buf *out, char *err, size_t errlen)
+int imap_mailbox_msg_read_raw(struct imap_mailbox *mb, uint32_t seq,
+                              struct buf *out, char *err, size_t errlen)
 {
-    struct buf raw = BUF_INIT;
-    int rc = read_raw(mb, seq, &raw, err, errlen);
+    size_t from = out->len;
+    int rc = read_raw(mb, seq, out, err, errlen);
 
-    if (rc == IMAP_STORE_OK)
-        imap_mime_crlf(raw.data ? raw.data : "", raw.len, out);
-    buf_free(&raw);
+    if (rc != IMAP_STORE_OK)
+        buf_truncate(out, from);
     return rc;
 }
 
-/* The cache entry of seq, computed and stored when missing. */
-static int get_cache(struct imap_mailbox *mb, uint32_t seq,
+int imap_mailbox_msg_read(struct imap_mailbox *mb, uint32_t seq,
+                          struct buf *out, char *err, size_t errlen)
+{
+    size_t from = out->len;
+    int rc = read_raw(mb, seq, out, err, errlen);
+
+    /* One buffer, one pass: the file is read where its CRLF form goes. */
+    if (rc == IMAP_STORE_OK)
+        imap_mime_crlf_inplace(out, from);
+    else
+        buf_truncate(out, from);
+    return rc;
+}
+
+static void cache_free(struct imap_cache *c)
+{
+    buf_free(&c->envelope);
+    buf_free(&c->body);
+    buf_free(&c->bodystructure);
+    buf_free(&c->search);
+}
+
+static void cache_copy(struct imap_cache *to, const struct imap_cache *from,
+                       unsigned want)
+{
+    to->size = from->size;
+    if (want & IMAP_CACHE_ENVELOPE)
+        buf_append(&to->envelope, from->envelope.data, from->envelope.len);
+    if (want & IMAP_CACHE_BODY)
+        buf_append(&to->body, from->body.data, from->body.len);
+    if (want & IMAP_CACHE_BODYSTRUCTURE)
+        buf_append(&to->bodystructure, from->bodystructure.data,
+                   from->bodystructure.len);
+    if (want & IMAP_CACHE_SEARCH)
+        buf_append(&to->search, from->search.data, from->search.len);
+}
+
+void imap_mailbox_cache_flush(struct imap_mailbox *mb)
+{
+    char err[256];
+
+    if (mb->n_pending == 0)
+        return;
+    for (int attempt = 0; attempt < 2 && mb->ix != NULL; attempt++) {
+        MDB_txn *txn;
+        bool ok = true;
+
+        if (imap_index_begin(mb->ix, true, &txn, err, sizeof(err)) < 0)
+            break;
+        for (size_t i = 0; i < mb->n_pending && ok; i++) {
+            struct imap_cache_pending *p = &mb->pending[i];
+            struct imap_rec r;
+
+            /* Expunged meanwhile: its record is gone, keep no cache. */
+            if (imap_index_rec_get(mb->ix, txn, p->uid, &r) != 0)
+                continue;
+            imap_rec_free(&r);
+            ok = imap_index_cache_put(mb->ix, txn, p->uid, &p->c) == 0;
+        }
+        if (ok) {
+            if (imap_index_commit(mb->ix, txn, err, sizeof(err)) == 0 ||
+                !imap_index_retry(mb->ix))
+                break;
+        } else {
+            mdb_txn_abort(txn);
+            if (!imap_index_retry(mb->ix))
+                break;
+        }
+    }
+    for (size_t i = 0; i < mb->n_pending; i++)
+        cache_free(&mb->pending[i].c);
+    mb->n_pending = 0;
+}
+
+/*
+ * The parts in want of the cache entry of seq, computed when missing
+ * (or, for the SEARCH block, when the entry predates it) and written
+ * with the next batch.
+ */
+static int get_cache(struct imap_mailbox *mb, uint32_t seq, unsigned want,
                      struct imap_cache *c, char *err, size_t errlen)
 {
     const struct imap_msg *m = imap_mailbox_msg(mb, seq);
+    struct imap_cache_pending *p;
     struct buf msg = BUF_INIT;
     struct imap_mime *mime;
     MDB_txn *txn;
@@ -146,58 +224,51 @@ static int get_cache(struct imap_mailbox *mb, uint32_t seq,
         snprintf(err, errlen, "no message %u", seq);
         return IMAP_STORE_NONEXISTENT;
     }
+    /* Newest first: FETCH (ENVELOPE BODY) asks twice in a row. */
+    for (size_t i = mb->n_pending; i-- > 0;) {
+        if (mb->pending[i].uid == m->uid) {
+            cache_copy(c, &mb->pending[i].c, want);
+            return IMAP_STORE_OK;
+        }
+    }
     if ((rc = imap_mailbox_wake(mb, err, errlen)) != IMAP_STORE_OK)
         return rc;
     if (imap_index_begin(mb->ix, false, &txn, err, errlen) < 0)
         return IMAP_STORE_ERR;
-    rc = imap_index_cache_get(mb->ix, txn, m->uid, c);
+    rc = imap_index_cache_get(mb->ix, txn, m->uid, want, c);
     mdb_txn_abort(txn);
-    if (rc == 0)
+    if (rc == 0 && (!(want & IMAP_CACHE_SEARCH) || c->search.len > 0))
         return IMAP_STORE_OK;
-    buf_free(&c->envelope);
-    buf_free(&c->body);
-    buf_free(&c->bodystructure);
+    cache_free(c);
     if ((rc = imap_mailbox_msg_read(mb, seq, &msg, err, errlen)) != 0) {
         buf_free(&msg);
         return rc;
     }
+    if (mb->n_pending >= IMAP_CACHE_BATCH)
+        imap_mailbox_cache_flush(mb);
+    if (mb->pending == NULL)
+        mb->pending = xreallocarray(NULL, IMAP_CACHE_BATCH,
+                                    sizeof(*mb->pending));
+    p = &mb->pending[mb->n_pending++];
+    memset(p, 0, sizeof(*p));
+    p->uid = m->uid;
     mime = imap_mime_parse(msg.data ? msg.data : "", msg.len);
-    c->size = msg.len;
-    imap_mime_envelope(mime, &c->envelope);
-    imap_mime_bodystructure(mime, false, &c->body);
-    imap_mime_bodystructure(mime, true, &c->bodystructure);
+    p->c.size = msg.len;
+    imap_mime_envelope(mime, &p->c.envelope);
+    imap_mime_bodystructure(mime, false, &p->c.body);
+    imap_mime_bodystructure(mime, true, &p->c.bodystructure);
+    imap_mime_search_cache(mime, &p->c.search);
     imap_mime_free(mime);
     buf_free(&msg);
-    /* Best effort: a cache that cannot be written is computed again. */
-    if (imap_index_begin(mb->ix, true, &txn, err, errlen) == 0) {
-        struct imap_rec r;
-
-        if (imap_index_rec_get(mb->ix, txn, m->uid, &r) == 0) {
-            imap_rec_free(&r);
-            if (imap_index_cache_put(mb->ix, txn, m->uid, c) == 0) {
-                if (imap_index_commit(mb->ix, txn, err, errlen) < 0)
-                    imap_index_retry(mb->ix);
-                return IMAP_STORE_OK;
-            }
-        }
-        mdb_txn_abort(txn);
-        imap_index_retry(mb->ix);
-    }
+    cache_copy(c, &p->c, want);
     return IMAP_STORE_OK;
-}
-
-static void cache_free(struct imap_cache *c)
-{
-    buf_free(&c->envelope);
-    buf_free(&c->body);
-    buf_free(&c->bodystructure);
 }
 
 int imap_mailbox_msg_size(struct imap_mailbox *mb, uint32_t seq,
                           uint64_t *size, char *err, size_t errlen)
 {
     struct imap_cache c;
-    int rc = get_cache(mb, seq, &c, err, errlen);
+    int rc = get_cache(mb, seq, 0, &c, err, errlen);
 
     if (rc == IMAP_STORE_OK)
         *size = c.size;
@@ -209,7 +280,7 @@ int imap_mailbox_msg_envelope(struct imap_mailbox *mb, uint32_t seq,
                               struct buf *out, char *err, size_t errlen)
 {
     struct imap_cache c;
-    int rc = get_cache(mb, seq, &c, err, errlen);
+    int rc = get_cache(mb, seq, IMAP_CACHE_ENVELOPE, &c, err, errlen);
 
     if (rc == IMAP_STORE_OK)
         buf_append(out, c.envelope.data, c.envelope.len);
@@ -222,7 +293,9 @@ int imap_mailbox_msg_bodystructure(struct imap_mailbox *mb, uint32_t seq,
                                    size_t errlen)
 {
     struct imap_cache c;
-    int rc = get_cache(mb, seq, &c, err, errlen);
+    int rc = get_cache(mb, seq,
+                       extended ? IMAP_CACHE_BODYSTRUCTURE : IMAP_CACHE_BODY,
+                       &c, err, errlen);
 
     if (rc == IMAP_STORE_OK) {
         if (extended)
@@ -230,6 +303,18 @@ int imap_mailbox_msg_bodystructure(struct imap_mailbox *mb, uint32_t seq,
         else
             buf_append(out, c.body.data, c.body.len);
     }
+    cache_free(&c);
+    return rc;
+}
+
+int imap_mailbox_msg_search_cache(struct imap_mailbox *mb, uint32_t seq,
+                                  struct buf *out, char *err, size_t errlen)
+{
+    struct imap_cache c;
+    int rc = get_cache(mb, seq, IMAP_CACHE_SEARCH, &c, err, errlen);
+
+    if (rc == IMAP_STORE_OK)
+        buf_append(out, c.search.data, c.search.len);
     cache_free(&c);
     return rc;
 }

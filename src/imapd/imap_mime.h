@@ -111,6 +111,8 @@ int imap_mime_section(const struct imap_mime *m, const struct imap_section *s,
  */
 void imap_mime_crlf(const char *in, size_t len, struct buf *out);
 uint64_t imap_mime_crlf_size(const char *in, size_t len);
+/* The same in place, for b->data[from..len). */
+void imap_mime_crlf_inplace(struct buf *b, size_t from);
 
 /*
  * Append an IMAP string for data: NIL when data is NULL, a quoted
@@ -174,5 +176,34 @@ int imap_mime_date(const struct imap_mime *m, time_t *when, int *zone_minutes);
 /* RFC 5322 date-time parser used by imap_mime_date (obsolete forms too). */
 int imap_mime_parse_date(const char *s, size_t len, time_t *when,
                          int *zone_minutes);
+
+/* ---- the SEARCH cache block (imap_mime_search.c) ---- */
+
+/* A decoded header value longer than this is not kept in the block. */
+#define IMAP_SEARCH_CACHE_FIELD_MAX 16384
+
+/*
+ * Append the block kept in the index cache: the header fields FROM, TO,
+ * CC, BCC and SUBJECT search, each as imap_mime_decode_header() of
+ * imap_mime_header_raw() gives it, and imap_mime_date()'s result.
+ */
+void imap_mime_search_cache(const struct imap_mime *m, struct buf *out);
+/* Is header field name one the block keeps (case-insensitive)? */
+bool imap_mime_search_cached(const char *name);
+/*
+ * From a block: the decoded value of field name and how many fields of
+ * that name the message has.  Returns 1, or 0 when the block does not
+ * hold it (another field, a value too long, a block that does not
+ * parse): then the message itself has to be looked at.
+ */
+int imap_mime_search_cached_header(const char *blk, size_t len,
+                                   const char *name, const char **value,
+                                   size_t *vlen, size_t *count);
+/*
+ * From a block: imap_mime_date()'s result.  1 (when and zone set), 0
+ * the message has no parseable Date:, -1 the block does not parse.
+ */
+int imap_mime_search_cached_date(const char *blk, size_t len, time_t *when,
+                                 int *zone_minutes);
 
 #endif

@@ -420,8 +420,19 @@ static void fold(const char *s, size_t len, struct buf *out)
         unsigned c = *p, n = 0, cp;
 
         if (c < 0x80) {
-            buf_putc(out, (char)tolower((int)c));
-            p++;
+            /* A run of ASCII, the bulk of most text, without per-byte
+             * buffer calls; the same mapping as tolower() in "C". */
+            const unsigned char *q = p;
+            char *o;
+
+            while (q < end && *q < 0x80)
+                q++;
+            buf_reserve(out, (size_t)(q - p));
+            o = out->data + out->len;
+            for (; p < q; p++)
+                *o++ = (char)(*p >= 'A' && *p <= 'Z' ? *p + ('a' - 'A') : *p);
+            out->len = (size_t)(o - out->data);
+            out->data[out->len] = 0;
             continue;
         }
         if (c >= 0xc2 && c <= 0xdf)

@@ -5,11 +5,12 @@
  *
  * The key tree comes from imap_parse_search().  Each message is tested
  * with what its keys need, fetched lazily and once: flags, UID, MODSEQ
- * and INTERNALDATE from the session's view, RFC822.SIZE from the index
- * cache, and for header, body and sent-date keys the message text and
- * its MIME tree (imap_mime: RFC 2047 words decoded, transfer encodings
- * undone, charsets converted to UTF-8, compared with Unicode case
- * folding).  CHARSET may be UTF-8 or US-ASCII; any other is NO
+ * and INTERNALDATE from the session's view, RFC822.SIZE, the decoded
+ * FROM/TO/CC/BCC/SUBJECT fields and the Date: from the index cache
+ * (imap_mime_search.c), and for other header keys, body keys and
+ * messages not cached yet the message text and its MIME tree
+ * (imap_mime: RFC 2047 words decoded, transfer encodings undone,
+ * charsets converted to UTF-8, compared with Unicode case folding).  CHARSET may be UTF-8 or US-ASCII; any other is NO
  * [BADCHARSET] (UTF-8).  Dates compare calendar days: INTERNALDATE in
  * the server's time zone, the Date: header in its own.
  *
@@ -39,8 +40,29 @@ struct imap_search_msg {
     struct buf body; /* decoded body text */
     bool have_size;
     uint64_t size;
+    bool cache_tried;
+    struct buf cache; /* SEARCH block from the index cache; empty: none */
     char err[256];
 };
+
+/*
+ * The message's SEARCH block (imap_mime_search_cache) from the index:
+ * header and sent-date keys then need no message file.  false when
+ * there is none; the caller falls back to the message.
+ */
+static bool imap_search_cache(struct imap_session *s,
+                              struct imap_search_msg *sm)
+{
+    if (!sm->cache_tried) {
+        char err[256];
+
+        sm->cache_tried = true;
+        if (imap_mailbox_msg_search_cache(s->mb, sm->seq, &sm->cache, err,
+                                          sizeof(err)) < 0)
+            buf_reset(&sm->cache);
+    }
+    return sm->cache.len > 0;
+}
 
 static bool imap_search_load(struct imap_session *s,
                              struct imap_search_msg *sm)
@@ -73,9 +95,15 @@ static bool imap_search_sent_days(struct imap_session *s,
                                   struct imap_search_msg *sm, long *days)
 {
     time_t when;
-    int zone;
+    int zone, r = -1;
 
-    if (!imap_search_load(s, sm) || imap_mime_date(sm->mime, &when, &zone) < 0)
+    if (imap_search_cache(s, sm))
+        r = imap_mime_search_cached_date(sm->cache.data, sm->cache.len, &when,
+                                         &zone);
+    if (r == 0)
+        return false;
+    if (r < 0 && (!imap_search_load(s, sm) ||
+                  imap_mime_date(sm->mime, &when, &zone) < 0))
         return false;
     when += (time_t)zone * 60;
     *days = (long)(when >= 0 ? when / 86400 : (when - 86399) / 86400);
@@ -162,9 +190,16 @@ static bool imap_search_match(struct imap_session *s,
                                            : sm->size < k->num;
     case IMAP_SEARCH_HEADER: {
         struct buf raw = BUF_INIT, dec = BUF_INIT;
-        size_t found;
+        const char *v;
+        size_t found, vlen;
         bool hit;
 
+        if (imap_mime_search_cached(k->hdr) && imap_search_cache(s, sm) &&
+            imap_mime_search_cached_header(sm->cache.data, sm->cache.len,
+                                           k->hdr, &v, &vlen, &found) == 1)
+            return found > 0 &&
+                   (*k->str == 0 ||
+                    imap_mime_contains(v, vlen, k->str, strlen(k->str)));
         if (!imap_search_load(s, sm))
             return false;
         found = imap_mime_header_raw(sm->mime, k->hdr, &raw);
@@ -255,6 +290,7 @@ void imap_cmd_search(struct imap_session *s, struct imap_command *cmd)
             imap_mime_free(sm.mime);
         buf_free(&sm.text);
         buf_free(&sm.body);
+        buf_free(&sm.cache);
     }
     if (q.esearch) {
         buf_printf(&b, "* ESEARCH (TAG \"%s\")%s", s->tag,

@@ -491,7 +491,9 @@ static void imap_session_process(struct imap_session *s)
         }
         return; /* imap_conn drives the handshake */
     }
-    imap_conn_trim(c);
+    /* A command still running (FETCH) reuses its output buffer. */
+    if (s->mode != IMAP_MODE_BUSY)
+        imap_conn_trim(c);
     imap_conn_update(s);
 }
 

@@ -11,7 +11,8 @@
  * Each mailbox directory holds posthorn-index.lmdb (+ -lock), an LMDB
  * index with UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, the keyword names and
  * per message: UID <-> Maildir base name, flags, keywords, MODSEQ,
- * INTERNALDATE, and a cache of RFC822.SIZE, ENVELOPE and BODYSTRUCTURE.
+ * INTERNALDATE, and a cache of RFC822.SIZE, ENVELOPE, BODYSTRUCTURE and
+ * the decoded header fields SEARCH uses most.
  * The file names are the truth for messages and system flags
  * (":2,DFRST"); the index is only trusted for what the files cannot
  * say (UIDs, keywords, MODSEQ) and is rebuilt from the files when it is
@@ -103,6 +104,17 @@ const char *imap_store_root(const struct imap_store *st);
  * "auto = subscribe": a deleted one comes back at the next login).
  */
 int imap_store_ensure_special(struct imap_store *st, char *err, size_t errlen);
+
+/*
+ * Close the mailbox indexes no session has used for IMAP_INDEX_KEEP_SECS
+ * (imapd's tick).  Released indexes stay open that long, at most
+ * IMAP_INDEX_KEEP_MAX of them, so a client that logs in, reads and logs
+ * out over and over does not reopen its index each time.  now = 0
+ * closes all of them (shutdown).
+ */
+void imap_store_expire(time_t now);
+#define IMAP_INDEX_KEEP_SECS 10
+#define IMAP_INDEX_KEEP_MAX 64
 
 /* ---- names ---- */
 
@@ -338,6 +350,12 @@ void imap_mailbox_watch_dirs(const struct imap_mailbox *mb,
  */
 int imap_mailbox_msg_read(struct imap_mailbox *mb, uint32_t seq,
                           struct buf *out, char *err, size_t errlen);
+/*
+ * The same as stored (LF or CRLF line ends): for a caller that converts
+ * while it copies anyway (imap_mime_crlf into the output of FETCH).
+ */
+int imap_mailbox_msg_read_raw(struct imap_mailbox *mb, uint32_t seq,
+                              struct buf *out, char *err, size_t errlen);
 /* RFC822.SIZE (CRLF size); cached in the index. */
 int imap_mailbox_msg_size(struct imap_mailbox *mb, uint32_t seq,
                           uint64_t *size, char *err, size_t errlen);
@@ -350,6 +368,13 @@ int imap_mailbox_msg_envelope(struct imap_mailbox *mb, uint32_t seq,
 int imap_mailbox_msg_bodystructure(struct imap_mailbox *mb, uint32_t seq,
                                    bool extended, struct buf *out, char *err,
                                    size_t errlen);
+/*
+ * Append the SEARCH block of seq (imap_mime_search_cache: the decoded
+ * header fields FROM/TO/CC/BCC/SUBJECT search and the Date:), from the
+ * same cache, so header searches need not open the message.
+ */
+int imap_mailbox_msg_search_cache(struct imap_mailbox *mb, uint32_t seq,
+                                  struct buf *out, char *err, size_t errlen);
 
 /* ---- changes through this view ---- */
 

@@ -185,7 +185,7 @@ out:
     if (w)
         maildir_writer_abort(w);
     imap_index_meta_free(&meta);
-    imap_index_release(ix);
+    imap_index_release(ix, true);
     buf_free(&info);
     buf_free(&fname);
     free(dir);
@@ -438,7 +438,7 @@ out:
         free(src[i].kw);
     }
     free(src);
-    imap_index_release(dix);
+    imap_index_release(dix, true);
     free(ddir);
     return rc;
 }

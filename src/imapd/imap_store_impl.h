@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "imapd/imap_store.h"
 #include "util/buf.h"
@@ -40,6 +41,9 @@ struct imap_index {
     ino_t ino;
     char *path;   /* the .lmdb file */
     int refs;     /* sessions of this process using it */
+    time_t unused_since; /* refs == 0: kept open for the next login */
+    struct timespec kept_ctime; /* the file when it was let go: */
+    off_t kept_size;            /* changed since, it is opened anew */
     int last_rc;  /* of the last write (MDB_MAP_FULL: grow, retry) */
     struct imap_index *next;
 };
@@ -86,7 +90,13 @@ struct imap_index_meta {
  */
 struct imap_index *imap_index_open(struct imap_store *st, const char *dir,
                                    char *err, size_t errlen);
-void imap_index_release(struct imap_index *ix);
+/*
+ * Done with ix.  keep = true leaves the environment open for a while
+ * when nobody else uses it (imap_store_expire), so the next session of
+ * the same mailbox does not map and read the file again; false closes
+ * it now (a hibernating view gives its memory back).
+ */
+void imap_index_release(struct imap_index *ix, bool keep);
 /* Has the index file been replaced or removed since it was opened? */
 bool imap_index_stale(const struct imap_index *ix);
 
@@ -107,6 +117,16 @@ int imap_index_meta_get(struct imap_index *ix, MDB_txn *txn,
 int imap_index_meta_put(struct imap_index *ix, MDB_txn *txn,
                         const struct imap_index_meta *m);
 void imap_index_meta_free(struct imap_index_meta *m);
+/*
+ * The mtimes of new/ and cur/ (in that order) that the index last fully
+ * reflected: a writable view whose scan found the directories unchanged
+ * since records them, so later views of any process skip the scan while
+ * both still match.  get: 0, or -1 when none are recorded.
+ */
+int imap_index_dirtimes_get(struct imap_index *ix, MDB_txn *txn,
+                            struct timespec t[2]);
+int imap_index_dirtimes_put(struct imap_index *ix, MDB_txn *txn,
+                            const struct timespec t[2]);
 
 /* 0 found, 1 not found, -1 error. */
 int imap_index_rec_get(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
@@ -123,13 +143,23 @@ void imap_rec_free(struct imap_rec *r);
 int imap_index_rec_decode(const MDB_val *key, const MDB_val *val,
                           struct imap_rec *r);
 
-/* Cached ENVELOPE etc.: 0 found, 1 not cached, -1 error. */
+/*
+ * Cached RFC822.SIZE, ENVELOPE, BODY, BODYSTRUCTURE and the header
+ * fields SEARCH looks at most (imap_mime_search_cache; empty in records
+ * written before it was kept).
+ */
 struct imap_cache {
     uint64_t size;
-    struct buf envelope, body, bodystructure;
+    struct buf envelope, body, bodystructure, search;
 };
+/* Parts of a cache record a caller wants copied out (size always is). */
+#define IMAP_CACHE_ENVELOPE 0x01
+#define IMAP_CACHE_BODY 0x02
+#define IMAP_CACHE_BODYSTRUCTURE 0x04
+#define IMAP_CACHE_SEARCH 0x08
+/* 0 found (the parts in want appended to c), 1 not cached, -1 error. */
 int imap_index_cache_get(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
-                         struct imap_cache *c);
+                         unsigned want, struct imap_cache *c);
 int imap_index_cache_put(struct imap_index *ix, MDB_txn *txn, uint32_t uid,
                          const struct imap_cache *c);
 

@@ -218,6 +218,7 @@ static void imapd_tick(evutil_socket_t fd, short what, void *ctx)
         imapd_set_full((long long)imap_session_count() >=
                        imapd_params.client_limit);
     imap_session_hibernate_idle(now);
+    imap_store_expire(now);
     if (imap_session_count() == 0 && imapd_max_idle > 0 &&
         now - imapd_empty_since >= imapd_max_idle) {
         log_debug("idle for %llds: exiting", imapd_max_idle);
@@ -285,6 +286,7 @@ static void imapd_run(int listen_fd)
     evconnlistener_free(imapd_listener);
     imapd_listener = NULL;
     imap_session_free_all("Server shutting down.");
+    imap_store_expire(0);
     imap_notify_shutdown();
     imap_auth_shutdown();
     event_free(tick_ev);

@@ -50,6 +50,9 @@ struct event;
 struct tls_ctx;
 struct tls_conn;
 
+/* A command producing much output (FETCH) sends it once this much is
+ * queued, so the client can work while the rest is made. */
+#define IMAP_OUT_FLUSH (32 * 1024)
 /* Output queued beyond this suspends a command until it drains ... */
 #define IMAP_OUT_HIGH (256 * 1024)
 /* ... below this. */

@@ -35,6 +35,7 @@
 
 #include "imapd/imap_mime.c"
 #include "imapd/imap_mime_decode.c"
+#include "imapd/imap_mime_search.c"
 #include "imapd/imap_mime_struct.c"
 
 struct mime_case {
@@ -637,6 +638,159 @@ static void test_crlf(void **state)
     buf_free(&b);
 }
 
+/* The obvious byte loop the memchr() versions must agree with. */
+static void crlf_reference(const char *in, size_t len, struct buf *out)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+            buf_putc(out, '\r');
+        buf_putc(out, in[i]);
+    }
+}
+
+static void test_crlf_random(void **state)
+{
+    static const char alphabet[] = "\r\n\nab";
+    unsigned seed = 12345;
+
+    for (int round = 0; round < 2000; round++) {
+        struct buf want = BUF_INIT, got = BUF_INIT, inplace = BUF_INIT;
+        char in[64];
+        size_t len;
+
+        seed = seed * 1103515245 + 12345;
+        len = (seed >> 16) % sizeof(in);
+        for (size_t i = 0; i < len; i++) {
+            seed = seed * 1103515245 + 12345;
+            in[i] = alphabet[(seed >> 16) % (sizeof(alphabet) - 1)];
+        }
+        crlf_reference(in, len, &want);
+        buf_puts(&got, "prefix\n");
+        imap_mime_crlf(in, len, &got);
+        /* In place: what is before from stays as it is. */
+        buf_puts(&inplace, "prefix\n");
+        buf_append(&inplace, in, len);
+        imap_mime_crlf_inplace(&inplace, 7);
+        assert_int_equal(got.len, want.len + 7);
+        assert_memory_equal(got.data + 7, buf_cstr(&want), want.len);
+        assert_int_equal(inplace.len, got.len);
+        assert_memory_equal(inplace.data, got.data, got.len);
+        assert_int_equal(got.data[got.len], 0);
+        assert_int_equal(inplace.data[inplace.len], 0);
+        assert_int_equal(imap_mime_crlf_size(in, len), want.len);
+        buf_free(&want);
+        buf_free(&got);
+        buf_free(&inplace);
+    }
+}
+
+/*
+ * The SEARCH block keeps exactly what a search of the parsed message
+ * compares with; whatever is damaged in it reads as "not cached".
+ */
+static void test_search_cache(void **state)
+{
+    static const char *names[] = {"from", "To", "CC", "bcc", "subject"};
+    const char *text = "From: =?UTF-8?Q?J=C3=B6rg?= <j@example.org>\n"
+                       "To: a@example.org\n"
+                       "To: b@example.org,\n  c@example.org\n"
+                       "Subject: =?ISO-8859-1?Q?Caf=E9?= menu\n"
+                       "Date: Tue, 2 Jan 2024 10:00:00 +0200\n"
+                       "\nbody\n";
+    struct buf crlf, blk = BUF_INIT;
+    struct imap_mime *m = parse(text, &crlf);
+    const char *v;
+    size_t vlen, count;
+    time_t when, when2;
+    int zone, zone2;
+
+    imap_mime_search_cache(m, &blk);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        struct buf raw = BUF_INIT, dec = BUF_INIT;
+        size_t n = imap_mime_header_raw(m, names[i], &raw);
+
+        imap_mime_decode_header(buf_cstr(&raw), raw.len, &dec);
+        assert_true(imap_mime_search_cached(names[i]));
+        assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len,
+                                                        names[i], &v, &vlen,
+                                                        &count),
+                         1);
+        assert_int_equal(count, n);
+        assert_int_equal(vlen, dec.len);
+        assert_memory_equal(v, buf_cstr(&dec), vlen);
+        buf_free(&raw);
+        buf_free(&dec);
+    }
+    assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len, "to", &v,
+                                                    &vlen, &count),
+                     1);
+    assert_int_equal(count, 2);
+    assert_true(imap_mime_contains(v, vlen, "C@EXAMPLE", 9));
+    assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len, "from",
+                                                    &v, &vlen, &count),
+                     1);
+    assert_true(imap_mime_contains(v, vlen, "j\xc3\xb6rg", 5));
+    assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len, "cc", &v,
+                                                    &vlen, &count),
+                     1);
+    assert_int_equal(count, 0);
+    /* Other fields are not in the block. */
+    assert_false(imap_mime_search_cached("message-id"));
+    assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len,
+                                                    "message-id", &v, &vlen,
+                                                    &count),
+                     0);
+    assert_int_equal(imap_mime_date(m, &when, &zone), 0);
+    assert_int_equal(
+        imap_mime_search_cached_date(blk.data, blk.len, &when2, &zone2), 1);
+    assert_int_equal(when, when2);
+    assert_int_equal(zone, zone2);
+    /* Every truncation and a bad magic: refused, never read past. */
+    for (size_t cut = 0; cut < blk.len; cut++) {
+        char *copy = xmalloc(cut + 1);
+
+        memcpy(copy, blk.data, cut);
+        (void)imap_mime_search_cached_header(copy, cut, "subject", &v, &vlen,
+                                             &count);
+        assert_int_equal(
+            imap_mime_search_cached_date(copy, cut, &when2, &zone2), -1);
+        free(copy);
+    }
+    blk.data[0] = 'X';
+    assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len, "from",
+                                                    &v, &vlen, &count),
+                     0);
+    imap_mime_free(m);
+    buf_free(&crlf);
+    buf_free(&blk);
+
+    /* No Date:, and a value too long to keep. */
+    {
+        struct buf big = BUF_INIT;
+
+        buf_puts(&big, "Subject: ");
+        for (int i = 0; i < IMAP_SEARCH_CACHE_FIELD_MAX / 8 + 1; i++)
+            buf_puts(&big, "wordword");
+        buf_puts(&big, "\nFrom: x@example.org\n\nbody\n");
+        m = parse(big.data, &crlf);
+        imap_mime_search_cache(m, &blk);
+        assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len,
+                                                        "subject", &v, &vlen,
+                                                        &count),
+                         0);
+        assert_int_equal(imap_mime_search_cached_header(blk.data, blk.len,
+                                                        "from", &v, &vlen,
+                                                        &count),
+                         1);
+        assert_int_equal(
+            imap_mime_search_cached_date(blk.data, blk.len, &when2, &zone2), 0);
+        imap_mime_free(m);
+        buf_free(&crlf);
+        buf_free(&blk);
+        buf_free(&big);
+    }
+}
+
 static void test_nstring(void **state)
 {
     struct buf b = BUF_INIT;
@@ -695,6 +849,10 @@ static void test_contains(void **state)
     assert_true(imap_mime_contains("\xc3\x84RGER", 6, "\xc3\xa4rger", 6));
     /* Invalid UTF-8 compares as bytes, never crashes. */
     assert_true(imap_mime_contains("a\xff\xfe" "b", 4, "\xff\xfe", 2));
+    /* ASCII runs between other letters: folded in bulk, same answers. */
+    assert_true(imap_mime_contains("\xc3\x84RGER QUARTERLY \xc3\x9c", 20,
+                                   "quarterly \xc3\xbc", 12));
+    assert_false(imap_mime_contains("QUARTERL\xc3\x9c", 10, "quarterly", 9));
 }
 
 static void test_search_text(void **state)
@@ -895,6 +1053,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dovecot_cases), cmocka_unit_test(test_sections),
         cmocka_unit_test(test_section_parse), cmocka_unit_test(test_crlf),
+        cmocka_unit_test(test_crlf_random),   cmocka_unit_test(test_search_cache),
         cmocka_unit_test(test_nstring),       cmocka_unit_test(test_decode_header),
         cmocka_unit_test(test_contains),      cmocka_unit_test(test_search_text),
         cmocka_unit_test(test_charsets),      cmocka_unit_test(test_dates),

@@ -28,6 +28,7 @@
 #include "imapd/imap_maildir.c"
 #include "imapd/imap_mime.c"
 #include "imapd/imap_mime_decode.c"
+#include "imapd/imap_mime_search.c"
 #include "imapd/imap_mime_struct.c"
 #include "imapd/imap_store.c"
 #include "imapd/imap_store_append.c"
@@ -52,6 +53,9 @@ static void rm_rf(const char *path)
 
 static int teardown(void **state)
 {
+    imap_store_expire(0); /* indexes kept open after the last close */
+    assert_int_equal(index_unused, 0);
+    assert_null(index_list);
     rm_rf(root);
     return 0;
 }
@@ -478,6 +482,251 @@ static void test_index_rebuild(void **state)
     imap_store_close(st);
 }
 
+/* Set dir's mtime to t seconds ago. */
+static void age_dir(const char *sub, time_t t)
+{
+    char *p = xasprintf("%s/%s", root, sub);
+    struct timespec ts[2] = {{time(NULL) - t, 0}, {time(NULL) - t, 0}};
+
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+    free(p);
+}
+
+/*
+ * The SEARCH block comes from the index cache, and a cache record
+ * written before the block existed is completed on demand.
+ */
+static void test_search_cache(void **state)
+{
+    struct imap_store *st = store();
+    struct imap_mailbox *mb;
+    struct imap_cache c;
+    struct buf b = BUF_INIT, env = BUF_INIT;
+    const char *v;
+    size_t vlen, count;
+    MDB_txn *txn;
+
+    append(st, "INBOX", msg1, 0);
+    append(st, "INBOX", msg2, 0);
+    mb = open_box(st, "INBOX", 0);
+    assert_int_equal(imap_mailbox_msg_search_cache(mb, 2, &b, err, sizeof(err)),
+                     0);
+    assert_int_equal(imap_mime_search_cached_header(b.data, b.len, "from", &v,
+                                                    &vlen, &count),
+                     1);
+    assert_int_equal(count, 1);
+    assert_int_equal(vlen, strlen("b@example.org"));
+    assert_memory_equal(v, "b@example.org", vlen);
+    buf_reset(&b);
+
+    /* An old-style record: size, ENVELOPE, BODY, BODYSTRUCTURE only. */
+    memset(&c, 0, sizeof(c));
+    c.size = 7;
+    buf_puts(&c.envelope, "(\"old\")");
+    assert_int_equal(imap_index_begin(mb->ix, true, &txn, err, sizeof(err)), 0);
+    assert_int_equal(imap_index_cache_put(mb->ix, txn, 1, &c), 0);
+    assert_int_equal(imap_index_commit(mb->ix, txn, err, sizeof(err)), 0);
+    buf_free(&c.envelope);
+    assert_int_equal(imap_mailbox_msg_envelope(mb, 1, &env, err, sizeof(err)), 0);
+    assert_string_equal(env.data, "(\"old\")"); /* still read as it is */
+    assert_int_equal(imap_mailbox_msg_search_cache(mb, 1, &b, err, sizeof(err)),
+                     0);
+    assert_int_equal(imap_mime_search_cached_header(b.data, b.len, "subject",
+                                                    &v, &vlen, &count),
+                     1);
+    assert_memory_equal(v, "one", 3);
+    /* ... and the record now has it all, computed from the message,
+     * served from the batch until the batch is written (at the sync
+     * that ends every command). */
+    buf_reset(&env);
+    assert_int_equal(mb->n_pending, 2); /* messages 2 and 1 */
+    assert_int_equal(imap_mailbox_msg_envelope(mb, 1, &env, err, sizeof(err)), 0);
+    assert_non_null(strstr(env.data, "\"one\""));
+    {
+        struct imap_sync sy;
+
+        assert_int_equal(imap_mailbox_sync(mb, 0, &sy, err, sizeof(err)), 0);
+        imap_sync_free(&sy);
+    }
+    assert_int_equal(mb->n_pending, 0);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(imap_index_begin(mb->ix, false, &txn, err, sizeof(err)), 0);
+    assert_int_equal(imap_index_cache_get(mb->ix, txn, 1, IMAP_CACHE_SEARCH, &c),
+                     0);
+    mdb_txn_abort(txn);
+    assert_int_equal(c.search.len, b.len);
+    assert_int_equal(c.size, strlen(msg1));
+    buf_free(&c.search);
+    buf_free(&b);
+    buf_free(&env);
+    imap_mailbox_close(mb);
+    imap_store_close(st);
+}
+
+/* Cache entries are written a batch at a time, and all of them. */
+static void test_cache_batches(void **state)
+{
+    struct imap_store *st = store();
+    struct imap_mailbox *mb;
+    struct buf b = BUF_INIT;
+    MDB_txn *txn;
+    uint32_t n = IMAP_CACHE_BATCH + 10;
+
+    for (uint32_t i = 0; i < n; i++)
+        append(st, "INBOX", i % 2 ? msg1 : msg2, 0);
+    mb = open_box(st, "INBOX", 0);
+    for (uint32_t seq = 1; seq <= n; seq++) {
+        buf_reset(&b);
+        assert_int_equal(imap_mailbox_msg_envelope(mb, seq, &b, err,
+                                                   sizeof(err)),
+                         0);
+        assert_non_null(strstr(b.data, seq % 2 ? "\"two\"" : "\"one\""));
+        assert_true(mb->n_pending <= IMAP_CACHE_BATCH);
+    }
+    assert_int_equal(mb->n_pending, 10); /* the first batch is written */
+    imap_mailbox_close(mb);               /* ... and the rest */
+    mb = open_box(st, "INBOX", 0);
+    assert_int_equal(imap_index_begin(mb->ix, false, &txn, err, sizeof(err)), 0);
+    for (uint32_t uid = 1; uid <= n; uid++) {
+        struct imap_cache c;
+
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(imap_index_cache_get(mb->ix, txn, uid,
+                                              IMAP_CACHE_ENVELOPE, &c),
+                         0);
+        assert_true(c.envelope.len > 0);
+        buf_free(&c.envelope);
+    }
+    mdb_txn_abort(txn);
+    buf_free(&b);
+    imap_mailbox_close(mb);
+    imap_store_close(st);
+}
+
+/*
+ * A new view of a mailbox whose directories have not changed since the
+ * index's last complete scan does not read them; any change does.
+ */
+static void test_scan_skip(void **state)
+{
+    struct imap_store *st = store();
+    struct imap_mailbox *mb;
+    struct timespec t[2];
+    struct stat sn, sc;
+    MDB_txn *txn;
+    char *p, *cur = xasprintf("%s/cur", root), *nw = xasprintf("%s/new", root);
+
+    append(st, "INBOX", msg1, 0);
+    age_dir("new", 10);
+    age_dir("cur", 10);
+    mb = open_box(st, "INBOX", 0); /* scans, records the mtimes */
+    assert_int_equal(imap_mailbox_count(mb), 1);
+    assert_int_equal(stat(nw, &sn), 0);
+    assert_int_equal(stat(cur, &sc), 0);
+    assert_int_equal(imap_index_begin(mb->ix, false, &txn, err, sizeof(err)), 0);
+    assert_int_equal(imap_index_dirtimes_get(mb->ix, txn, t), 0);
+    mdb_txn_abort(txn);
+    assert_true(same_time(&t[0], &sn.st_mtim) && same_time(&t[1], &sc.st_mtim));
+    imap_mailbox_close(mb);
+
+    /* A file slipped in with the mtimes put back: not looked for. */
+    p = xasprintf("%s/cur/1700000000.M2P2.host,S=20:2,", root);
+    write_file(p, "Subject: sneaky\n\nx\n");
+    {
+        struct timespec back[2] = {sc.st_mtim, sc.st_mtim};
+
+        assert_int_equal(utimensat(AT_FDCWD, cur, back, 0), 0);
+    }
+    mb = open_box(st, "INBOX", 0);
+    assert_int_equal(imap_mailbox_count(mb), 1);
+    imap_mailbox_close(mb);
+
+    /* A read-only view does not record: EXAMINE leaves new/ alone. */
+    age_dir("cur", 5);
+    mb = open_box(st, "INBOX", IMAP_OPEN_READONLY);
+    assert_int_equal(imap_mailbox_count(mb), 2);
+    assert_int_equal(imap_index_begin(mb->ix, false, &txn, err, sizeof(err)), 0);
+    assert_int_equal(imap_index_dirtimes_get(mb->ix, txn, t), 0);
+    mdb_txn_abort(txn);
+    assert_true(same_time(&t[1], &sc.st_mtim)); /* still the old one */
+    imap_mailbox_close(mb);
+
+    /* A delivery moves new/'s mtime on: the next view sees it. */
+    free(p);
+    p = xasprintf("%s/new/1700000001.M3P3.host,S=20", root);
+    write_file(p, "Subject: new\n\nx\n");
+    mb = open_box(st, "INBOX", 0);
+    assert_int_equal(imap_mailbox_count(mb), 3);
+    imap_mailbox_close(mb);
+    free(p);
+    free(cur);
+    free(nw);
+    imap_store_close(st);
+}
+
+/* A closed mailbox's index stays open for the next session, not past a
+ * replacement of the file, and not for a hibernating view. */
+static void test_index_keep(void **state)
+{
+    struct imap_store *st = store();
+    struct imap_mailbox *mb;
+    struct imap_index *ix;
+    struct imap_sync s;
+    char *p = xasprintf("%s/%s", root, IMAP_INDEX_FILE);
+
+    append(st, "INBOX", msg1, 0);
+    imap_store_expire(0);
+    mb = open_box(st, "INBOX", 0);
+    ix = mb->ix;
+    imap_mailbox_close(mb);
+    assert_int_equal(index_unused, 1);
+    mb = open_box(st, "INBOX", 0);
+    assert_ptr_equal(mb->ix, ix);
+    assert_int_equal(index_unused, 0);
+
+    /* Hibernation lets go at once. */
+    imap_mailbox_hibernate(mb);
+    assert_int_equal(index_unused, 0);
+    assert_null(index_list);
+    assert_int_equal(imap_mailbox_sync(mb, 0, &s, err, sizeof(err)), 0);
+    imap_sync_free(&s);
+    imap_mailbox_close(mb);
+    assert_int_equal(index_unused, 1);
+
+    /* Not yet expired; then expired. */
+    imap_store_expire(time(NULL));
+    assert_int_equal(index_unused, 1);
+    imap_store_expire(time(NULL) + IMAP_INDEX_KEEP_SECS);
+    assert_int_equal(index_unused, 0);
+    assert_null(index_list);
+
+    /* The file removed while kept: a new index, new UIDVALIDITY. */
+    mb = open_box(st, "INBOX", 0);
+    {
+        uint32_t uv = imap_mailbox_uidvalidity(mb);
+
+        imap_mailbox_close(mb);
+        assert_int_equal(unlink(p), 0);
+        mb = open_box(st, "INBOX", 0);
+        assert_true(imap_mailbox_uidvalidity(mb) > uv);
+        assert_int_equal(imap_mailbox_count(mb), 1);
+        imap_mailbox_close(mb);
+    }
+
+    /* At most IMAP_INDEX_KEEP_MAX are kept. */
+    for (int i = 0; i < IMAP_INDEX_KEEP_MAX + 3; i++) {
+        char name[32];
+
+        snprintf(name, sizeof(name), "f%d", i);
+        assert_int_equal(imap_store_create(st, name, err, sizeof(err)), 0);
+        imap_mailbox_close(open_box(st, name, 0));
+        assert_true(index_unused <= IMAP_INDEX_KEEP_MAX);
+    }
+    assert_int_equal(index_unused, IMAP_INDEX_KEEP_MAX);
+    free(p);
+    imap_store_close(st);
+}
+
 static void test_expunge(void **state)
 {
     struct imap_store *st = store();
@@ -839,6 +1088,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flags_and_keywords, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_rebuild, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_search_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cache_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scan_skip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expunge, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_copy_move, setup, teardown),
