@@ -99,7 +99,8 @@ def test_local_killed_between_batches_loses_nothing(instance):
     def killer():
         while not stop.is_set():
             for pid, cmd in instance.processes():
-                if cmd.split()[0].endswith("local"):
+                words = cmd.split()  # empty while a process starts or exits
+                if words and words[0].endswith("local"):
                     try:
                         os.kill(pid, signal.SIGKILL)
                         kills.append(pid)
