@@ -1,7 +1,9 @@
 /*
  * fuzz_imap_mime - libFuzzer harness for imapd's MIME layer: any bytes
  * as a stored message go through the CRLF conversion, the parser,
- * ENVELOPE/BODY/BODYSTRUCTURE, section lookup and the SEARCH decoders.
+ * ENVELOPE/BODY/BODYSTRUCTURE, section lookup, the SEARCH decoders and
+ * the SEARCH cache block (built from the message, then read back; and the
+ * input itself read as a damaged block).
  * Nothing may crash, hang or read out of bounds, and a section is never
  * longer than the message it comes from (plus the line ends HEADER.FIELDS
  * may add).  The MIME sources are compiled in, as imapd links them.
@@ -13,6 +15,7 @@
 
 #include "imapd/imap_mime.c"
 #include "imapd/imap_mime_decode.c"
+#include "imapd/imap_mime_search.c"
 #include "imapd/imap_mime_struct.c"
 
 static const char *const specs[] = {"",       "1",        "2",      "1.1",
@@ -55,6 +58,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)imap_mime_contains(crlf.data ? crlf.data : "", crlf.len,
                              (const char *)data, size < 16 ? size : 16);
     imap_section_parse((const char *)data, size, &(struct imap_section){0});
+    {
+        static const char *const names[] = {"From", "TO", "cc", "Bcc",
+                                            "Subject", "Date", "X-Other"};
+        const char *v;
+        size_t vlen, count;
+
+        buf_reset(&out);
+        imap_mime_search_cache(m, &out);
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+            if (imap_mime_search_cached_header(out.data ? out.data : "",
+                                               out.len, names[i], &v, &vlen,
+                                               &count) == 1)
+                assert(v != NULL && vlen <= out.len);
+            (void)imap_mime_search_cached_header((const char *)data, size,
+                                                 names[i], &v, &vlen, &count);
+        }
+        assert(imap_mime_search_cached_date(out.data ? out.data : "",
+                                            out.len, &t, &zone) >= 0);
+        (void)imap_mime_search_cached_date((const char *)data, size, &t,
+                                           &zone);
+    }
     imap_mime_free(m);
     buf_free(&crlf);
     buf_free(&out);
