@@ -56,6 +56,10 @@ class Remote:
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
+            # socketserver's default listen backlog is 5: with twenty
+            # delivery agents connecting at once, the overflow was dropped
+            # and those clients timed out waiting for the greeting.
+            request_queue_size = 128
 
         self.server = Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
