@@ -789,3 +789,36 @@ def collect_tokens(inst, users, regex=rb"^Subject: (tok-\d+-\d+)$"):
             assert m, "%s: message without a token" % path
             seen.setdefault(m.group(1).decode(), []).append(path)
     return seen
+
+
+class PrivateClient:
+    """A client of a private service socket (queue/private/NAME), with a
+    connect that waits for the service to come up and every read bounded
+    by a timeout.  Subclasses speak the service's protocol over self.sock,
+    buffering in self.buf."""
+
+    def __init__(self, inst, service, timeout=15):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        path = str(inst.queue / "private" / service)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.sock.connect(path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() > deadline:
+                    self.sock.close()
+                    raise
+                time.sleep(0.1)
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+

@@ -10,10 +10,11 @@ Postfix's "statistics: max ..." log lines.
 """
 
 import re
-import socket
 import time
 
 import pytest
+
+from posthorn import PrivateClient
 
 ANVIL_MASTER_CF = "anvil      unix  -  -  n  -  1  anvil\n"
 UNIT = 2
@@ -34,32 +35,11 @@ def frame(**attrs):
     return out + b"\n"
 
 
-class Anvil:
+class Anvil(PrivateClient):
     """A client of private/anvil; every read is bounded by a timeout."""
 
     def __init__(self, inst, timeout=15):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        path = str(inst.queue / "private" / "anvil")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(inst, "anvil", timeout)
 
     def _fill(self):
         chunk = self.sock.recv(65536)

@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from posthorn import PrivateClient
+
 GREYLIST_MASTER_CF = "greylist   unix  -  -  n  -  -  greylist\n"
 DELAY = 2
 BASE_CF = {
@@ -32,32 +34,11 @@ def greylist_instance(**main_cf):
     return pytest.mark.instance(main_cf=cf, master_cf_extra=GREYLIST_MASTER_CF)
 
 
-class Policy:
+class Policy(PrivateClient):
     """A policy client on a unix socket; every read is bounded."""
 
     def __init__(self, inst, timeout=15):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        path = str(inst.queue / "private" / "greylist")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(inst, "greylist", timeout)
 
     def send_raw(self, data):
         self.sock.sendall(data)
