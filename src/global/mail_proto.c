@@ -10,9 +10,11 @@
 #include "global/mail_proto.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "global/config.h"
@@ -76,6 +78,43 @@ struct groupsync *mail_queue_groupsync(void)
     if (g == NULL)
         log_warn("group commit disabled: %s", err);
     return g;
+}
+
+static bool recycle_map_tried;
+static uint64_t *recycle_map;
+
+void mail_queue_recycle_map_forget(void)
+{
+    if (recycle_map != NULL)
+        munmap((char *)recycle_map - MAIL_QUEUE_RECYCLE_MAP_OFFSET,
+               MAIL_QUEUE_STATE_BYTES);
+    recycle_map = NULL;
+    recycle_map_tried = false;
+}
+
+uint64_t *mail_queue_recycle_map(void)
+{
+    const char *env = getenv(SERVER_GROUPSYNC_ENV);
+    struct stat st;
+    char *p;
+
+    if (recycle_map_tried)
+        return recycle_map;
+    recycle_map_tried = true;
+    /* From offset 0, so any page size will do. */
+    if (env == NULL || strcmp(env, SERVER_GROUPSYNC_FD_TEXT) != 0 ||
+        fcntl(SERVER_GROUPSYNC_FD, F_GET_SEALS) < 0 ||
+        fstat(SERVER_GROUPSYNC_FD, &st) < 0 ||
+        st.st_size < (off_t)MAIL_QUEUE_STATE_BYTES)
+        return NULL;
+    p = mmap(NULL, MAIL_QUEUE_STATE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED,
+             SERVER_GROUPSYNC_FD, 0);
+    if (p == MAP_FAILED) {
+        log_warn("map the recycle/ slot map: %m");
+        return NULL;
+    }
+    recycle_map = (uint64_t *)(p + MAIL_QUEUE_RECYCLE_MAP_OFFSET);
+    return recycle_map;
 }
 
 int mail_queue_id_ok(const char *s)

@@ -191,6 +191,7 @@
 #define GLOBAL_MAIL_PROTO_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct groupsync;
 
@@ -211,15 +212,30 @@ struct groupsync;
  * creating a new file (qfile.c): creating and freeing an inode per
  * message costs more than two renames on common file systems.  Nothing
  * in recycle/ is mail; recovery may remove it all.
+ *
+ * Which slots hold a file is kept in a bit map in the state block master
+ * shares with its workers (MAIL_QUEUE_RECYCLE_MAP_OFFSET into it; see
+ * server.h): qmgr sets a slot's bit after it filled the slot, a writer
+ * takes a file by clearing a set bit first (atomically, so two writers
+ * never race for one file) and then renaming the slot away.  The map is
+ * a hint, recycle/ the truth: a stale bit costs one failed rename, a
+ * file without its bit (master restarted) is found again when qmgr
+ * starts (qfile_recycle_scan).  Processes without the map probe a few
+ * slots below MAIL_QUEUE_RECYCLE_KEEP_SLOTS.
  */
 #define MAIL_QUEUE_RECYCLE "recycle"
-#define MAIL_QUEUE_RECYCLE_SLOTS 256
+#define MAIL_QUEUE_RECYCLE_SLOTS 4096
+#define MAIL_QUEUE_RECYCLE_MAP_OFFSET 4096
+#define MAIL_QUEUE_RECYCLE_MAP_BYTES (MAIL_QUEUE_RECYCLE_SLOTS / 8)
 /*
- * A retired file up to this size keeps its blocks: cleanup overwrites
- * them and cuts the rest, which spares the file system a free and an
- * allocation per message.  Larger files are emptied at once, so recycle/
- * holds at most SLOTS x KEEP_MAX bytes (64 MiB).
+ * A file retired into one of the first KEEP_SLOTS slots, up to KEEP_MAX
+ * bytes, keeps its blocks: cleanup overwrites them and cuts the rest,
+ * which spares the file system a free and an allocation per message.
+ * Other files are emptied at once, so recycle/ holds at most
+ * KEEP_SLOTS x KEEP_MAX bytes (64 MiB); the other slots keep only an
+ * inode each.
  */
+#define MAIL_QUEUE_RECYCLE_KEEP_SLOTS 256
 #define MAIL_QUEUE_RECYCLE_KEEP_MAX (256 * 1024)
 
 #define MAIL_SERVICE_CLEANUP "cleanup"
@@ -249,6 +265,17 @@ char *mail_private_socket(char *dst, size_t size, const char *name);
  * fsync each file).
  */
 struct groupsync *mail_queue_groupsync(void);
+/*
+ * The recycle/ slot map (MAIL_QUEUE_RECYCLE_SLOTS bits) in the state
+ * block master shares, or NULL in a process master did not start.
+ * Mapped once per process; a forked child shares it.
+ */
+uint64_t *mail_queue_recycle_map(void);
+/* Unmap it and look again at the next call (for tests). */
+void mail_queue_recycle_map_forget(void);
+/* Size master gives the shared state block (group commit, slot map). */
+#define MAIL_QUEUE_STATE_BYTES \
+    (MAIL_QUEUE_RECYCLE_MAP_OFFSET + MAIL_QUEUE_RECYCLE_MAP_BYTES)
 /* true if s is a syntactically valid queue ID (no '/' or '.'). */
 int mail_queue_id_ok(const char *s);
 

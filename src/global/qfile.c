@@ -24,6 +24,7 @@
 #include <stdbool.h>
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -370,13 +371,14 @@ static bool qfile_id_in_use(int qdir_fd, const char *id)
     return faccessat(qdir_fd, path, F_OK, AT_EACCESS) == 0;
 }
 
-/* Slots probed per take or retire before giving up (see mail_proto.h). */
+/* Slots tried per take or retire before giving up (see mail_proto.h). */
 #define QFILE_RECYCLE_TRIES 4
+#define QFILE_MAP_WORDS (MAIL_QUEUE_RECYCLE_SLOTS / 64)
 
 /*
- * Where this process probes recycle/ next.  Each process starts at its own
- * place so concurrent cleanups rarely race for one slot; a lost race is
- * only an ENOENT and the next slot.
+ * Without the shared slot map: where this process probes recycle/ next.
+ * Each process starts at its own place so concurrent cleanups rarely race
+ * for one slot; a lost race is only an ENOENT and the next slot.
  */
 static unsigned qfile_recycle_cursor(void)
 {
@@ -387,7 +389,60 @@ static unsigned qfile_recycle_cursor(void)
         cursor_pid = proc_pid();
         cursor = (unsigned)cursor_pid * 37u;
     }
-    return cursor++ % MAIL_QUEUE_RECYCLE_SLOTS;
+    return cursor++ % MAIL_QUEUE_RECYCLE_KEEP_SLOTS;
+}
+
+/*
+ * The lowest slot at or after *from whose bit is `set` (1) or clear (0),
+ * or -1; *from moves past it.  Low slots first: they keep their blocks.
+ */
+static int qfile_map_find(const uint64_t *map, unsigned *from, int set)
+{
+    for (unsigned w = *from / 64; w < QFILE_MAP_WORDS; w++) {
+        uint64_t bits = __atomic_load_n(&map[w], __ATOMIC_RELAXED);
+
+        if (!set)
+            bits = ~bits;
+        if (w == *from / 64)
+            bits &= ~0ULL << (*from % 64);
+        if (bits != 0) {
+            unsigned slot = w * 64 + (unsigned)__builtin_ctzll(bits);
+
+            *from = slot + 1;
+            return (int)slot;
+        }
+    }
+    return -1;
+}
+
+static void qfile_map_set(uint64_t *map, unsigned slot)
+{
+    __atomic_fetch_or(&map[slot / 64], 1ULL << (slot % 64), __ATOMIC_RELEASE);
+}
+
+/* 1 when this call cleared the slot's bit (the file is the caller's). */
+static int qfile_map_claim(uint64_t *map, unsigned slot)
+{
+    uint64_t bit = 1ULL << (slot % 64);
+
+    return (__atomic_fetch_and(&map[slot / 64], ~bit, __ATOMIC_ACQUIRE) &
+            bit) != 0;
+}
+
+/*
+ * The next slot to take a file from: one whose bit this process cleared,
+ * or with no map a guess.  -1 when none is (probably) full.
+ */
+static int qfile_take_slot(uint64_t *map, unsigned *from)
+{
+    int slot;
+
+    if (map == NULL)
+        return (int)qfile_recycle_cursor();
+    while ((slot = qfile_map_find(map, from, 1)) >= 0)
+        if (qfile_map_claim(map, (unsigned)slot))
+            return slot;
+    return -1;
 }
 
 /*
@@ -400,13 +455,16 @@ static unsigned qfile_recycle_cursor(void)
 static int qfile_recycled_open(int qdir_fd, const char *tmp_name,
                                struct stat *stp)
 {
+    uint64_t *map = mail_queue_recycle_map();
+    unsigned from = 0;
     char slot[64];
     struct stat st;
-    int fd;
+    int fd, n;
 
     for (int i = 0; i < QFILE_RECYCLE_TRIES; i++) {
-        snprintf(slot, sizeof(slot), "%s/%u", MAIL_QUEUE_RECYCLE,
-                 qfile_recycle_cursor());
+        if ((n = qfile_take_slot(map, &from)) < 0)
+            break;
+        snprintf(slot, sizeof(slot), "%s/%d", MAIL_QUEUE_RECYCLE, n);
         if (renameat2(qdir_fd, slot, qdir_fd, tmp_name, RENAME_NOREPLACE) < 0)
             continue;
         fd = openat(qdir_fd, tmp_name, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -427,12 +485,19 @@ static int qfile_recycled_open(int qdir_fd, const char *tmp_name,
 int qfile_retire(const char *queue_dir, const char *queue, const char *id,
                  long long size, char *err, size_t errlen)
 {
+    uint64_t *map = mail_queue_recycle_map();
     char path[4096], slot[4200];
+    unsigned from = 0;
+    int n;
 
     snprintf(path, sizeof(path), "%s/%s/%s", queue_dir, queue, id);
     for (int i = 0; i < QFILE_RECYCLE_TRIES; i++) {
-        snprintf(slot, sizeof(slot), "%s/%s/%u", queue_dir, MAIL_QUEUE_RECYCLE,
-                 qfile_recycle_cursor());
+        n = map != NULL ? qfile_map_find(map, &from, 0)
+                        : (int)qfile_recycle_cursor();
+        if (n < 0)
+            break;
+        snprintf(slot, sizeof(slot), "%s/%s/%d", queue_dir, MAIL_QUEUE_RECYCLE,
+                 n);
         if (renameat2(AT_FDCWD, path, AT_FDCWD, slot, RENAME_NOREPLACE) == 0) {
             /*
              * Emptied only now that the name is gone: a crash before the
@@ -440,20 +505,53 @@ int qfile_retire(const char *queue_dir, const char *queue, const char *id,
              * by descriptor: should a cleanup have taken the file already,
              * the slot is empty (ENOENT) and its new content is safe; only
              * qmgr fills slots, so nothing else can be there.  A small
-             * file keeps its blocks for the next writer (recycle/ is as
-             * private as the queues).
+             * file in a low slot keeps its blocks for the next writer
+             * (recycle/ is as private as the queues).
              */
-            if (size < 0 || size > MAIL_QUEUE_RECYCLE_KEEP_MAX)
+            if (size < 0 || size > MAIL_QUEUE_RECYCLE_KEEP_MAX ||
+                n >= MAIL_QUEUE_RECYCLE_KEEP_SLOTS)
                 (void)truncate(slot, 0);
+            if (map != NULL)
+                qfile_map_set(map, (unsigned)n);
             return 0;
         }
         if (errno != EEXIST)
             break;
+        /*
+         * Full but unmarked: a writer is taking it this moment (then the
+         * bit costs it one failed rename), or its bit was lost with an
+         * earlier master; either way marking it is right.
+         */
+        if (map != NULL)
+            qfile_map_set(map, (unsigned)n);
     }
     if (unlink(path) == 0)
         return 0;
     snprintf(err, errlen, "unlink %s: %s", path, strerror(errno));
     return -1;
+}
+
+void qfile_recycle_scan(const char *queue_dir)
+{
+    uint64_t *map = mail_queue_recycle_map();
+    char path[4096];
+    struct dirent *e;
+    DIR *d;
+
+    if (map == NULL)
+        return;
+    snprintf(path, sizeof(path), "%s/%s", queue_dir, MAIL_QUEUE_RECYCLE);
+    if ((d = opendir(path)) == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char *end;
+        unsigned long n = strtoul(e->d_name, &end, 10);
+
+        if (e->d_name[0] >= '0' && e->d_name[0] <= '9' && *end == '\0' &&
+            n < MAIL_QUEUE_RECYCLE_SLOTS)
+            qfile_map_set(map, (unsigned)n);
+    }
+    closedir(d);
 }
 
 struct qfile_writer *qfile_writer_open(const char *queue_dir, char *err,

@@ -127,6 +127,11 @@ void qfile_writer_abort(struct qfile_writer *w);
  */
 int qfile_retire(const char *queue_dir, const char *queue, const char *id,
                  long long size, char *err, size_t errlen);
+/*
+ * Mark every file in recycle/ in the shared slot map (mail_proto.h), as
+ * qmgr does when it starts: files parked before master restarted.
+ */
+void qfile_recycle_scan(const char *queue_dir);
 
 struct qfile_rcpt {
     char *addr;

@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "global/config.h"
+#include "global/mail_proto.h"
 #include "global/master_pid.h"
 #include "util/groupsync.h"
 #include "util/log.h"
@@ -229,6 +230,8 @@ int main(int argc, char **argv)
     if ((master.groupsync_fd = groupsync_state_create(err, sizeof(err))) < 0)
         log_warn("group commit state in the queue directory instead: %s",
                  err);
+    else if (ftruncate(master.groupsync_fd, MAIL_QUEUE_STATE_BYTES) < 0)
+        log_warn("shared state block: ftruncate: %m");
     if (master_pid_path(master.cfg, path, sizeof(path)) < 0)
         log_fatal("queue_directory %s: path too long", master.queue_dir);
     if ((master.pid_fd = master_pid_lock(path, &holder, err, sizeof(err))) <

@@ -387,6 +387,7 @@ static void qmgr_run(int listen_fd)
 
     qmgr_queue_recover();
     qmgr_queue_housekeeping();
+    qfile_recycle_scan(qmgr_params.queue_dir);
     qmgr_queue_init();
     qmgr_transport_init(config_global());
     qmgr_bounce_init();

@@ -183,8 +183,10 @@ enum qmgr_rcpt_state {
     QMGR_RCPT_DEFERRED, /* temporary failure in this pass */
 };
 
+struct qmgr_lkey;
 struct qmgr_rcpt {
     struct qfile_rcpt *q; /* into msg->env */
+    struct qmgr_lkey *lkey; /* local-type concurrency key (qmgr_transport.c) */
     enum qmgr_rcpt_state state;
     bool virtual_mailbox; /* limited per domain, not per recipient */
     bool local_agent;     /* delivered by a local-type transport */

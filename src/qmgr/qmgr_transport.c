@@ -75,6 +75,8 @@ static struct htable *transports; /* name -> qmgr_transport */
 static struct config *tr_cfg;
 
 static void tr_dispatch(evutil_socket_t fd, short what, void *ctx);
+static void waiting_add(struct qmgr_transport *tr, struct qmgr_rcpt *r,
+                        int delta);
 
 void qmgr_transport_kick(struct qmgr_transport *tr)
 {
@@ -253,8 +255,19 @@ static void dest_ready(struct qmgr_dest *d)
 
 /* ---- entries ---- */
 
+/* The entry's recipients leave a local-type transport's queue. */
+static void entry_unwait(struct qmgr_entry *e)
+{
+    if (!e->dest->tr->local)
+        return;
+    for (size_t k = 0; k < e->n; k++)
+        waiting_add(e->dest->tr, &e->msg->rcpts[e->idx[k]], -1);
+}
+
 static void entry_free(struct qmgr_entry *e)
 {
+    if (e->idx != NULL)
+        entry_unwait(e);
     TAILQ_REMOVE(&e->dest->entries, e, dest_link);
     TAILQ_REMOVE(&e->msg->entries, e, msg_link);
     free(e->idx);
@@ -280,6 +293,8 @@ static void entry_add(struct qmgr_message *m, struct qmgr_dest *d, size_t i)
         e->idx = xreallocarray(e->idx, e->cap, sizeof(*e->idx));
     }
     e->idx[e->n++] = i;
+    if (d->tr->local)
+        waiting_add(d->tr, &m->rcpts[i], +1);
     dest_ready(d);
 }
 
@@ -297,6 +312,7 @@ static void dest_defer_waiting(struct qmgr_dest *d, const char *dsn,
         size_t *idx = e->idx, n = e->n;
         double delays[4];
 
+        entry_unwait(e);
         e->idx = NULL;
         entry_free(e);
         qmgr_message_delays(m, delays);
@@ -405,26 +421,106 @@ static long long rcpt_limit(const struct qmgr_rcpt *r)
                               : qmgr_params.local_rcpt_limit;
 }
 
-static size_t inflight_get(struct qmgr_transport *tr, const char *key)
+/*
+ * A concurrency key with its counts, shared by every recipient with that
+ * key (r->lkey, one reference each): recipients in flight and recipients
+ * waiting in the transport's queue.  A key is open when it has mail
+ * waiting and room under its limit; the transport counts its open keys,
+ * so the dispatcher stops scanning a long queue as soon as nothing in it
+ * can go (without this a backlog for one domain at its limit was scanned
+ * whole after every delivery).  Freed when nothing refers to it and
+ * nothing is in flight.
+ */
+struct qmgr_lkey {
+    struct qmgr_transport *tr;
+    char *name;
+    long long limit;
+    size_t inflight;
+    size_t waiting;
+    size_t refs;
+    bool open;
+};
+
+static void lkey_update(struct qmgr_lkey *lk)
 {
-    return (size_t)(uintptr_t)htable_get(tr->inflight, key);
+    bool open = lk->waiting > 0 && (long long)lk->inflight < lk->limit;
+
+    if (open != lk->open) {
+        lk->open = open;
+        if (open)
+            lk->tr->open_keys++;
+        else
+            lk->tr->open_keys--;
+    }
 }
 
-static void inflight_add(struct qmgr_transport *tr, const struct qmgr_rcpt *r,
+static void lkey_maybe_free(struct qmgr_lkey *lk)
+{
+    if (lk->refs > 0 || lk->inflight > 0)
+        return;
+    htable_del(lk->tr->inflight, lk->name);
+    free(lk->name);
+    free(lk);
+}
+
+static void lkey_drop(struct qmgr_rcpt *r)
+{
+    struct qmgr_lkey *lk = r->lkey;
+
+    if (lk == NULL)
+        return;
+    r->lkey = NULL;
+    lk->refs--;
+    lkey_maybe_free(lk);
+}
+
+static struct qmgr_lkey *rcpt_lkey(struct qmgr_transport *tr,
+                                   struct qmgr_rcpt *r)
+{
+    struct qmgr_lkey *lk = r->lkey;
+    char *key;
+
+    if (lk != NULL && lk->tr == tr)
+        return lk;
+    lkey_drop(r);
+    key = rcpt_key(r);
+    if ((lk = htable_get(tr->inflight, key)) == NULL) {
+        lk = xcalloc(1, sizeof(*lk));
+        lk->tr = tr;
+        lk->name = key;
+        lk->limit = rcpt_limit(r);
+        htable_put(tr->inflight, lk->name, lk);
+    } else {
+        free(key);
+    }
+    lk->refs++;
+    r->lkey = lk;
+    return lk;
+}
+
+static void inflight_add(struct qmgr_transport *tr, struct qmgr_rcpt *r,
                          int delta)
 {
-    char *key = rcpt_key(r);
-    size_t n = inflight_get(tr, key);
+    struct qmgr_lkey *lk = rcpt_lkey(tr, r);
 
     if (delta > 0)
-        n++;
-    else if (n > 0)
-        n--;
-    if (n == 0)
-        htable_del(tr->inflight, key);
-    else
-        htable_put(tr->inflight, key, (void *)(uintptr_t)n);
-    free(key);
+        lk->inflight++;
+    else if (lk->inflight > 0)
+        lk->inflight--;
+    lkey_update(lk);
+}
+
+/* Recipient r of a local-type transport joins (+1) or leaves the queue. */
+static void waiting_add(struct qmgr_transport *tr, struct qmgr_rcpt *r,
+                        int delta)
+{
+    struct qmgr_lkey *lk = rcpt_lkey(tr, r);
+
+    if (delta > 0)
+        lk->waiting++;
+    else if (lk->waiting > 0)
+        lk->waiting--;
+    lkey_update(lk);
 }
 
 /* ---- jobs ---- */
@@ -452,12 +548,8 @@ static struct qmgr_job *job_build(struct qmgr_entry *e)
         bool take = job == NULL || (job->n < (size_t)tr->rcpt_limit &&
                                     bytes < QMGR_BATCH_BYTES);
 
-        if (take && tr->local) {
-            char *key = rcpt_key(r);
-
-            take = (long long)inflight_get(tr, key) < rcpt_limit(r);
-            free(key);
-        }
+        if (take && tr->local)
+            take = (long long)rcpt_lkey(tr, r)->inflight < rcpt_limit(r);
         if (!take) {
             e->idx[kept++] = e->idx[k];
             continue;
@@ -471,8 +563,10 @@ static struct qmgr_job *job_build(struct qmgr_entry *e)
         }
         job->idx[job->n++] = e->idx[k];
         bytes += strlen(r->q->addr) + strlen(r->q->orig) + 64;
-        if (tr->local)
+        if (tr->local) {
+            waiting_add(tr, r, -1);
             inflight_add(tr, r, +1);
+        }
         r->state = QMGR_RCPT_BUSY;
     }
     e->n = kept;
@@ -781,7 +875,8 @@ static void local_dispatch(struct qmgr_transport *tr)
 
     if (d == NULL)
         return;
-    for (e = TAILQ_FIRST(&d->entries); e != NULL; e = next) {
+    for (e = TAILQ_FIRST(&d->entries); e != NULL && tr->open_keys > 0;
+         e = next) {
         struct qmgr_job *job;
 
         next = TAILQ_NEXT(e, dest_link);
@@ -928,6 +1023,8 @@ void qmgr_transport_forget(struct qmgr_message *m)
         entry_free(e);
         dest_ready(d);
     }
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        lkey_drop(&m->rcpts[i]);
 }
 
 static int transport_free(const char *key, void *value, void *ctx)
@@ -966,13 +1063,22 @@ static void dest_free_value(void *value)
     free(d);
 }
 
+/* At exit only: recipients may still point here, none is used again. */
+static void lkey_free_value(void *value)
+{
+    struct qmgr_lkey *lk = value;
+
+    free(lk->name);
+    free(lk);
+}
+
 static void transport_free_value(void *value)
 {
     struct qmgr_transport *tr = value;
 
     htable_free(tr->dests, dest_free_value);
     if (tr->inflight)
-        htable_free(tr->inflight, NULL);
+        htable_free(tr->inflight, lkey_free_value);
     event_free(tr->dispatch_ev);
     event_free(tr->retry_ev);
     free(tr->name);

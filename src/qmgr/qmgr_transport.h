@@ -102,7 +102,8 @@ struct qmgr_transport {
     struct qmgr_conn_list busy;
     struct htable *dests;        /* next hop -> qmgr_dest */
     struct qmgr_dest_list ready; /* destinations with entries */
-    struct htable *inflight;     /* local: user or @domain -> count */
+    struct htable *inflight;     /* local: user or @domain -> qmgr_lkey */
+    size_t open_keys;            /* local: keys with mail that may go */
     struct event *dispatch_ev;
     struct event *retry_ev;
     char socket[512];

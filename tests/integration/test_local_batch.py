@@ -128,3 +128,23 @@ def test_local_killed_between_batches_loses_nothing(instance):
     assert not missing, "%d acknowledged messages lost (%d kills): %r" % (
         len(missing), len(kills), missing[:20])
     instance.wait_queue_empty(timeout=120)
+
+
+@pytest.mark.instance(main_cf={"virtual_destination_concurrency_limit": "1"})
+def test_backlog_at_its_concurrency_limit_drains(instance):
+    # One delivery at a time into the domain: qmgr holds a backlog whose
+    # every message waits for the same key.  Each reply must let exactly
+    # the next one go; a scheduler that lost count of what may go would
+    # leave mail sitting in the active queue.
+    accepted = _burst(instance, 6, 30,
+                      lambda n, i: ("alice", "bob")[(n + i) % 2] + "@example.test")
+    deadline = time.monotonic() + 120
+    while True:
+        seen = collect_tokens(instance, ("alice", "bob"))
+        if len(seen) >= len(accepted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert sorted(set(accepted) - set(seen)) == [], "messages left undelivered"
+    dups = {t: len(p) for t, p in seen.items() if len(p) > 1}
+    assert not dups, "delivered more than once: %r" % dups
+    instance.wait_queue_empty(timeout=60)

@@ -15,12 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "global/qfile.h"
 #include "global/mail_proto.h"
+#include "global/server.h"
 #include "util/buf.h"
 #include "util/mem.h"
 
@@ -335,7 +338,7 @@ static void write_body(char id[MAIL_QUEUE_ID_MAX], size_t n, char c)
     free(body);
 }
 
-/* Retire incoming/id through active/; returns the slot it went to. */
+/* Retire incoming/id through active/; returns the highest full slot. */
 static int retire(const char *id, long long size, struct stat *st)
 {
     char from[160], to[160], slot[160], err[512];
@@ -353,7 +356,7 @@ static int retire(const char *id, long long size, struct stat *st)
     d = opendir(slot);
     assert_non_null(d);
     while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
+        if (e->d_name[0] != '.' && atoi(e->d_name) > found)
             found = atoi(e->d_name);
     closedir(d);
     assert_true(found >= 0);
@@ -415,6 +418,95 @@ static void test_recycled_files(void **state)
     slot = retire(id, -1, &st);
     assert_int_equal(st.st_size, 0);
     buf_free(&content);
+}
+
+/* The slot map master shares, on SERVER_GROUPSYNC_FD as master passes it. */
+static int map_setup(void **state)
+{
+    int fd = memfd_create("test-state", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+    if (fd < 0 || ftruncate(fd, MAIL_QUEUE_STATE_BYTES) < 0)
+        return -1;
+    if (fd != SERVER_GROUPSYNC_FD) {
+        if (dup2(fd, SERVER_GROUPSYNC_FD) < 0)
+            return -1;
+        close(fd);
+    }
+    setenv(SERVER_GROUPSYNC_ENV, SERVER_GROUPSYNC_FD_TEXT, 1);
+    mail_queue_recycle_map_forget();
+    return setup(state);
+}
+
+static int map_teardown(void **state)
+{
+    unsetenv(SERVER_GROUPSYNC_ENV);
+    close(SERVER_GROUPSYNC_FD);
+    mail_queue_recycle_map_forget();
+    return teardown(state);
+}
+
+static bool map_bit(unsigned slot)
+{
+    return (mail_queue_recycle_map()[slot / 64] >> (slot % 64)) & 1;
+}
+
+/*
+ * With the shared map: retire takes the lowest free slot and marks it,
+ * a writer takes the lowest marked one and unmarks it; a stale mark
+ * (file removed behind qmgr's back) falls back to a new file; a file
+ * beyond the first KEEP_SLOTS slots is emptied; a restarted qmgr finds
+ * parked files again (qfile_recycle_scan).
+ */
+static void test_recycle_map(void **state)
+{
+    char id[MAIL_QUEUE_ID_MAX], id2[MAIL_QUEUE_ID_MAX], path[160];
+    struct stat old, st;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/recycle", qdir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    assert_non_null(mail_queue_recycle_map());
+
+    write_body(id, 3000, 'x');
+    assert_int_equal(retire(id, 3000, &old), 0);
+    assert_true(map_bit(0));
+    assert_true(old.st_size > 3000); /* blocks kept */
+    write_body(id2, 100, 'y');        /* takes slot 0 */
+    assert_false(map_bit(0));
+    assert_int_equal(count_entries("recycle"), 0);
+    fd = open_queued(id2, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_ino, old.st_ino);
+    close(fd);
+
+    /* A stale mark: the writer finds nothing there and creates a file. */
+    assert_int_equal(retire(id2, 100, &old), 0);
+    snprintf(path, sizeof(path), "%s/recycle/0", qdir);
+    assert_int_equal(unlink(path), 0);
+    write_body(id, 100, 'z');
+    assert_false(map_bit(0));
+    assert_int_equal(count_entries("tmp"), 0);
+    fd = open_queued(id, O_RDONLY);
+    assert_true(fd >= 0);
+    close(fd);
+
+    /* Slot 0 full but unmarked (lost with master): retire marks it and
+     * uses the next; a slot past KEEP_SLOTS keeps no blocks. */
+    assert_int_equal(close(open(path, O_CREAT | O_WRONLY, 0600)), 0);
+    for (unsigned i = 1; i < MAIL_QUEUE_RECYCLE_KEEP_SLOTS; i++)
+        __atomic_fetch_or(&mail_queue_recycle_map()[i / 64], 1ULL << (i % 64),
+                          __ATOMIC_RELAXED);
+    assert_int_equal(retire(id, 100, &st), MAIL_QUEUE_RECYCLE_KEEP_SLOTS);
+    assert_true(map_bit(0));
+    assert_int_equal(st.st_size, 0);
+
+    /* A new map (master restarted): the scan marks what is there. */
+    memset(mail_queue_recycle_map(), 0, MAIL_QUEUE_RECYCLE_MAP_BYTES);
+    qfile_recycle_scan(qdir);
+    assert_true(map_bit(0));
+    assert_true(map_bit(MAIL_QUEUE_RECYCLE_KEEP_SLOTS));
+    assert_false(map_bit(1));
 }
 
 /* A write error (here: file size limit) fails the commit, leaves nothing. */
@@ -789,6 +881,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_id_collision, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recycled_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recycle_map, map_setup,
+                                        map_teardown),
         cmocka_unit_test_setup_teardown(test_two_queue_dirs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_error, setup, teardown),
         cmocka_unit_test(test_valid_handmade),
