@@ -120,14 +120,32 @@ static void log_write_fd(int fd, const char *line, size_t len)
     } while (n < 0 && errno == EINTR);
 }
 
+/*
+ * The time stamp of a line, formatted once per second: a busy daemon
+ * logs thousands of lines a second, and localtime_r() with strftime()
+ * was a visible part of a queue manager's time.
+ */
+static const char *log_stamp(void)
+{
+    static _Thread_local char stamp[64];
+    static _Thread_local time_t stamp_time = (time_t)-1;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (now != stamp_time) {
+        if (localtime_r(&now, &tm) == NULL ||
+            strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
+            str_lcpy(stamp, "-", sizeof(stamp));
+        stamp_time = now;
+    }
+    return stamp;
+}
+
 static void log_vemit(enum log_level level, const char *fmt, va_list ap)
 {
     char msg[LOG_LINE_MAX];
     char line[LOG_LINE_MAX + 256];
-    char stamp[64];
     size_t mlen, i, llen;
-    struct tm tm;
-    time_t now;
     int n, saved = errno;
 
     if (log_pid == 0)
@@ -149,11 +167,7 @@ static void log_vemit(enum log_level level, const char *fmt, va_list ap)
         syslog(log_levels[level].priority, "%s", msg);
 
     if (log_where & (LOG_TO_STDERR | LOG_TO_FILE)) {
-        now = time(NULL);
-        if (localtime_r(&now, &tm) == NULL ||
-            strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm) == 0)
-            str_lcpy(stamp, "-", sizeof(stamp));
-        n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s\n", stamp,
+        n = snprintf(line, sizeof(line), "%s %s %s[%ld]: %s\n", log_stamp(),
                      log_host[0] ? log_host : "localhost", log_ident, log_pid,
                      msg);
         if (n < 0) {
