@@ -204,9 +204,6 @@ mydomain = example.test
 mydestination = localhost
 mynetworks = 127.0.0.0/8
 inet_interfaces = 127.0.0.1
-# posthorn asks DNS only (not /etc/hosts) for client names; keep the
-# benchmark on loopback.
-smtpd_peername_lookup = no
 mail_owner = {user}
 queue_directory = {self.dir}/queue
 daemon_directory = {build}/bin

@@ -129,6 +129,17 @@ enum dns_status dns_lookup_ptr(struct dns_resolver *r, const char *addr,
                                char **name, char *err, size_t errlen);
 
 /*
+ * The hosts file (/etc/hosts, read by c-ares) instead of DNS, as the
+ * system's resolver asks it first: dns_hosts_name gives the first name of
+ * a numeric address (*name as dns_lookup_ptr's, free()), DNS_NOTFOUND if
+ * the file does not list it; dns_hosts_has_addr is true when the file
+ * gives name the address addr.
+ */
+enum dns_status dns_hosts_name(const char *addr, char **name);
+bool dns_hosts_has_addr(struct dns_resolver *r, const char *name, int family,
+                        const char *addr);
+
+/*
  * TXT records of name, each record's strings joined, into txt (appended,
  * at most DNS_TXT_MAX records of at most DNS_TXT_LEN_MAX bytes each,
  * non-printable bytes replaced by '?').

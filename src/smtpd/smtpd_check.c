@@ -377,6 +377,7 @@ void smtpd_check_init(struct config *cfg, const struct smtpd_config *c)
     k->smtpd = c;
     k->delay_reject = c->delay_reject;
     k->peername_lookup = config_bool(cfg, "smtpd_peername_lookup");
+    k->peername_hosts = config_bool(cfg, "smtpd_peername_hosts");
     k->access_parent_style =
         list_has(cfg, "parent_domain_matches_subdomains", "smtpd_access_maps");
     k->allow_untrusted_routing = config_bool(cfg, "allow_untrusted_routing");

@@ -122,6 +122,7 @@ struct check_config {
     const char *policy_default_action;
     const char *service;
     bool peername_lookup;
+    bool peername_hosts; /* /etc/hosts before DNS */
     bool access_parent_style;
     bool allow_untrusted_routing;
     bool delay_reject;

@@ -1,7 +1,7 @@
 /*
  * smtpd_dns - the DNS questions of the restriction lists: the client's
- * name (PTR, then a forward lookup that must lead back to the client
- * address), DNS block and allow lists, and whether a HELO name or a mail
+ * name (/etc/hosts, then PTR; then a forward lookup, again /etc/hosts
+ * first, that must lead back to the client address), DNS block and allow lists, and whether a HELO name or a mail
  * domain exists.
  *
  * Names come from the client or from its DNS: they are syntax-checked
@@ -117,7 +117,10 @@ void smtpd_dns_client_names(struct smtpd_check_state *st, const char *addr)
     st->name_status = st->reverse_status = CHECK_PEER_PERM;
     if (!dns_reverse_labels(addr, labels, sizeof(labels), &family))
         return;
-    ds = dns_lookup_ptr(check_cfg.dns, addr, &ptr, err, sizeof(err));
+    /* The hosts file first, as the system's resolver asks it. */
+    ds = check_cfg.peername_hosts ? dns_hosts_name(addr, &ptr) : DNS_NOTFOUND;
+    if (ds != DNS_OK)
+        ds = dns_lookup_ptr(check_cfg.dns, addr, &ptr, err, sizeof(err));
     st->reverse_status = st->name_status = peer_code(ds);
     if (ds != DNS_OK) {
         if (ds == DNS_TEMPFAIL)
@@ -127,6 +130,12 @@ void smtpd_dns_client_names(struct smtpd_check_state *st, const char *addr)
     }
     str_lcpy(st->reverse_name, ptr, sizeof(st->reverse_name));
     /* The name counts only if it leads back to the address. */
+    if (check_cfg.peername_hosts &&
+        dns_hosts_has_addr(check_cfg.dns, ptr, family, addr)) {
+        str_lcpy(st->name, ptr, sizeof(st->name));
+        free(ptr);
+        return;
+    }
     ds = dns_lookup_addr(check_cfg.dns, ptr, family, &addrs, &n, err,
                          sizeof(err));
     if (ds != DNS_OK) {

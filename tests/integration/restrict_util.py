@@ -63,6 +63,9 @@ def make(factory, main_cf=None, files=None, mynetworks="10.9.9.0/24", dns=None,
     inst = factory(mynetworks=mynetworks, master_cf_extra=master_cf_extra, **kwargs)
     cf = {
         "smtpd_peername_lookup": "yes" if lookup else "no",
+        # The fake PTR records of 127.0.0.1, not the machine's /etc/hosts
+        # (test_client_name_from_hosts_file turns it back on).
+        "smtpd_peername_hosts": "no",
         "smtpd_dns_timeout": "1s",
     }
     if dns is not None:

@@ -14,6 +14,7 @@ Access-table actions and tables: test_restrictions_access.py; the
 policy service and the anvil limits: test_restrictions_policy.py.
 """
 
+import re
 import base64
 import socket
 import time
@@ -304,6 +305,36 @@ def test_client_name_lookup(posthorn_factory, dns):
     data = inst.wait_for_maildir(ALICE, 1)[0][1]
     received = data.split(b"\nReceived: ", 1)[1].split(b";", 1)[0]
     assert b"mail.client.test" in received, received
+
+
+def _hosts_names(ip):
+    """The names /etc/hosts gives ip, first one first."""
+    names = []
+    with open("/etc/hosts", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            if len(words) > 1 and words[0] == ip:
+                names += [w.lower() for w in words[1:]]
+    return names
+
+
+def test_client_name_from_hosts_file(posthorn_factory, dns):
+    # As Postfix (the system resolver): /etc/hosts first, for the PTR
+    # side and for the forward check, before any DNS question.
+    names = _hosts_names("127.0.0.1")
+    if not names:
+        pytest.skip("/etc/hosts does not list 127.0.0.1")
+    dns.add_ptr("127.0.0.1", "mail.client.test")
+    dns.add_a("mail.client.test", "127.0.0.1")
+    inst = make(posthorn_factory, {"smtpd_client_restrictions": "reject_unknown_client_hostname",
+                                   "smtpd_peername_hosts": "yes"}, dns=dns, lookup=True)
+    assert rcpt_reply(inst).startswith("250 ")
+    inst.wait_for_log(r"connect from %s\[127\.0\.0\.1\]" % re.escape(names[0]))
+    assert not dns.asked("1.0.0.127.in-addr.arpa")
+    assert send(inst).startswith("250 ")
+    data = inst.wait_for_maildir(ALICE, 1)[0][1]
+    received = data.split(b"\nReceived: ", 1)[1].split(b";", 1)[0]
+    assert names[0].encode() in received, received
 
 
 def test_reject_unknown_client_hostname(posthorn_factory, dns):
