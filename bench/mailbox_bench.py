@@ -1005,6 +1005,11 @@ def run(names, args, build):
         if w == "pop3_download":
             path = os.path.join(s.mailroot, POP_USER)
             make_maildir(path, s.uid, s.gid)
+            # Refilled in a later second than the last run's expunge:
+            # a server that remembers new/'s mtime (Dovecot) must see
+            # the directory as changed (once, Dovecot listed 1 of 1,000
+            # messages without it).
+            time.sleep(1.1)
             for d in ("new", "cur"):  # left over by a failed run
                 for f in os.listdir(os.path.join(path, d)):
                     os.unlink(os.path.join(path, d, f))
