@@ -35,8 +35,12 @@ void dsn_format_date(struct buf *out, time_t t)
         sign = '-';
         off = -off;
     }
-    if (strftime(zone, sizeof(zone), "%Z", &tm) == 0 || zone[0] == 0)
-        snprintf(zone, sizeof(zone), "%s", off == 0 ? "UTC" : "local");
+    /* tm_zone, not strftime's %Z: that calls tzset(), which checks
+     * /etc/localtime again (four system calls per Received: header). */
+    snprintf(zone, sizeof(zone), "%s",
+             tm.tm_zone != NULL && tm.tm_zone[0] ? tm.tm_zone
+             : off == 0                          ? "UTC"
+                                                 : "local");
     buf_printf(out, "%s, %2d %s %d %02d:%02d:%02d %c%02ld%02ld (%s)",
                dsn_day_names[tm.tm_wday % 7], tm.tm_mday,
                dsn_month_names[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,

@@ -42,6 +42,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/str.h"
+#include "util/procpid.h"
 
 /* Longest service name accepted on the command line. */
 #define SERVER_NAME_MAX 255
@@ -309,7 +310,7 @@ static void server_report(char status)
     ssize_t n;
 
     memset(&st, 0, sizeof(st));
-    st.pid = getpid();
+    st.pid = proc_pid();
     st.generation = server_generation;
     st.status = status;
     do {

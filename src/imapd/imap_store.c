@@ -29,6 +29,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/str.h"
+#include "util/procpid.h"
 
 static const struct {
     const char *name;
@@ -82,7 +83,7 @@ void imap_store_unique_name(struct imap_store *st, struct buf *out,
 
     gettimeofday(&tv, NULL);
     buf_printf(out, "%lld.M%ldP%ldQ%lu.%s,S=%lld", (long long)tv.tv_sec,
-               (long)tv.tv_usec, (long)getpid(), ++st->counter, st->host,
+               (long)tv.tv_usec, (long)proc_pid(), ++st->counter, st->host,
                size);
 }
 
@@ -631,7 +632,7 @@ int imap_store_delete(struct imap_store *st, const char *name, char *err,
     }
     /* Out of sight first (atomic), then removed at leisure. */
     trash = xasprintf("%s/..posthorn-deleted.%ld.%lu", st->root,
-                      (long)getpid(), ++st->counter);
+                      (long)proc_pid(), ++st->counter);
     if (rename(dir, trash) < 0) {
         snprintf(err, errlen, "rename %s: %s", dir, strerror(errno));
         rc = errno == ENOENT ? IMAP_STORE_NONEXISTENT : IMAP_STORE_ERR;

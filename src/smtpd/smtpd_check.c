@@ -32,6 +32,7 @@
 #include "util/log.h"
 #include "util/mem.h"
 #include "util/str.h"
+#include "util/procpid.h"
 
 #define CHECK_SEPARATORS ", \t\r\n"
 
@@ -890,7 +891,7 @@ static void new_instance(struct smtpd_check_state *st)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(st->instance, sizeof(st->instance), "%lx.%llx.%lx.%x",
-             (unsigned long)getpid(), (unsigned long long)ts.tv_sec,
+             (unsigned long)proc_pid(), (unsigned long long)ts.tv_sec,
              (unsigned long)(ts.tv_nsec / 1000), st->instance_seq++);
 }
 
