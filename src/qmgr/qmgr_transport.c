@@ -498,16 +498,22 @@ static struct qmgr_lkey *rcpt_lkey(struct qmgr_transport *tr,
     return lk;
 }
 
+/* One of lk's counts up (delta > 0) or down, never below zero. */
+static void lkey_count(struct qmgr_lkey *lk, size_t *count, int delta)
+{
+    if (delta > 0)
+        (*count)++;
+    else if (*count > 0)
+        (*count)--;
+    lkey_update(lk);
+}
+
 static void inflight_add(struct qmgr_transport *tr, struct qmgr_rcpt *r,
                          int delta)
 {
     struct qmgr_lkey *lk = rcpt_lkey(tr, r);
 
-    if (delta > 0)
-        lk->inflight++;
-    else if (lk->inflight > 0)
-        lk->inflight--;
-    lkey_update(lk);
+    lkey_count(lk, &lk->inflight, delta);
 }
 
 /* Recipient r of a local-type transport joins (+1) or leaves the queue. */
@@ -516,11 +522,7 @@ static void waiting_add(struct qmgr_transport *tr, struct qmgr_rcpt *r,
 {
     struct qmgr_lkey *lk = rcpt_lkey(tr, r);
 
-    if (delta > 0)
-        lk->waiting++;
-    else if (lk->waiting > 0)
-        lk->waiting--;
-    lkey_update(lk);
+    lkey_count(lk, &lk->waiting, delta);
 }
 
 /* ---- jobs ---- */
