@@ -460,6 +460,12 @@ static void fold(const char *s, size_t len, struct buf *out)
         }
         if (loc != (locale_t)0)
             cp = (unsigned)towlower_l((wint_t)cp, loc);
+        if (cp < 0x80) {
+            /* KELVIN SIGN lowers to 'k': one byte, as the ASCII it is. */
+            buf_putc(out, (char)cp);
+            p += n + 1;
+            continue;
+        }
         if (cp < 0x800) {
             buf_putc(out, (char)(0xc0 | (cp >> 6)));
         } else if (cp < 0x10000) {

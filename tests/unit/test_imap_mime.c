@@ -843,6 +843,10 @@ static void test_contains(void **state)
     assert_true(imap_mime_contains("Hello World", 11, "WORLD", 5));
     assert_true(imap_mime_contains("x", 1, "", 0));
     assert_false(imap_mime_contains("Hello", 5, "help", 4));
+    /* U+212A KELVIN SIGN lowers to ASCII 'k' and matches it both ways. */
+    assert_true(imap_mime_contains("300 \xe2\x84\xaa", 7, "k", 1));
+    assert_true(imap_mime_contains("300 K", 5, "\xe2\x84\xaa", 3));
+    assert_false(imap_mime_contains("300 \xe2\x84\xaa", 7, "\xc1\xab", 2));
     assert_false(imap_mime_contains("ab", 2, "abc", 3));
     /* Non-ASCII letters fold too. */
     assert_true(imap_mime_contains("Gr\xc3\x9c\xc3\x9f" "e", 6, "gr\xc3\xbc", 4));
