@@ -148,3 +148,29 @@ def test_backlog_at_its_concurrency_limit_drains(instance):
     dups = {t: len(p) for t, p in seen.items() if len(p) > 1}
     assert not dups, "delivered more than once: %r" % dups
     instance.wait_queue_empty(timeout=60)
+
+
+def test_recycled_queue_files_are_found_again_after_a_restart(instance):
+    # Delivered messages leave their queue files in recycle/ for the next
+    # ones; which slots are full lives in memory master shares, so after
+    # a restart qmgr must find the parked files again and cleanup reuse
+    # them rather than create new ones.
+    recycle = instance.queue / "recycle"
+    accepted = _burst(instance, 2, 10, lambda n, i: "alice@example.test")
+    deadline = time.monotonic() + 60
+    while len(collect_tokens(instance, ("alice",))) < len(accepted):
+        assert time.monotonic() < deadline, "not delivered"
+        time.sleep(0.2)
+    instance.wait_queue_empty(timeout=60)
+    parked = {p.name: p.stat().st_ino for p in recycle.iterdir()}
+    assert parked, "nothing was parked in recycle/"
+    instance.stop()
+    instance.start()
+    with instance.smtp() as s:
+        code, text, qid = send_one(s, SENDER, ["bob@example.test"],
+                                   make_message("after-restart", to="bob@example.test"))
+        assert code == 250, text
+    left = {p.name for p in recycle.iterdir()}
+    assert len(left) == len(parked) - 1, (sorted(parked), sorted(left))
+    [(path, data)] = instance.wait_for_maildir("bob", 1)
+    assert b"after-restart" in data
