@@ -238,6 +238,9 @@ static struct param_def param_rows[] = {
     {"relay_domains_reject_code", PARAM_INT, "554", 0,
      "Reply code when a recipient is refused because relaying is not allowed.",
      REPLY_CODE},
+    {"relay_recipient_maps", PARAM_LIST, "", 0,
+     "Tables of the valid recipients in $relay_domains (user@domain, or "
+     "@domain for all of a domain); empty: every recipient there is valid."},
     {"relay_transport", PARAM_STR, "relay", 0,
      "Transport for recipients in $relay_domains."},
     {"relayhost", PARAM_STR, "", 0,
@@ -318,6 +321,9 @@ static struct param_def param_rows[] = {
      "Tables that map recipients or domains to transport:nexthop."},
     {"unknown_local_recipient_reject_code", PARAM_INT, "550", 0,
      "Reply code for an unknown user in a local domain.", REPLY_CODE},
+    {"unknown_relay_recipient_reject_code", PARAM_INT, "550", 0,
+     "Reply code for a recipient in a relay domain that is not in "
+     "$relay_recipient_maps.", REPLY_CODE},
     {"unknown_virtual_alias_reject_code", PARAM_INT, "550", 0,
      "Reply code for an unknown user in a virtual alias domain.", REPLY_CODE},
     {"unknown_virtual_mailbox_reject_code", PARAM_INT, "550", 0,

@@ -116,6 +116,8 @@ static void smtpd_config_load(void)
         param_code(cfg, "unknown_virtual_alias_reject_code");
     c->unknown_virtual_mailbox_code =
         param_code(cfg, "unknown_virtual_mailbox_reject_code");
+    c->unknown_relay_recipient_code =
+        param_code(cfg, "unknown_relay_recipient_reject_code");
     /* Not in every parameter table yet; Postfix's default otherwise. */
     c->relay_reject_code = param_find("relay_domains_reject_code")
                                ? param_code(cfg, "relay_domains_reject_code")

@@ -79,6 +79,7 @@ struct smtpd_config {
     int unknown_local_code;           /* 550 */
     int unknown_virtual_alias_code;   /* 550 */
     int unknown_virtual_mailbox_code; /* 550 */
+    int unknown_relay_recipient_code; /* 550 */
     int relay_reject_code;            /* 554 (relay_domains_reject_code) */
     char cleanup_path[4096];
 };

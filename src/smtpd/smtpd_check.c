@@ -432,6 +432,13 @@ void smtpd_check_init(struct config *cfg, const struct smtpd_config *c)
         k->sender_login_error = xstrdup(err);
     }
 
+    v = config_str(cfg, "relay_recipient_maps");
+    k->relay_rcpt_maps = maplist_open(v, err, sizeof(err));
+    if (k->relay_rcpt_maps == NULL) {
+        log_error("relay_recipient_maps: %s", err);
+        k->relay_rcpt_error = xstrdup(err);
+    }
+
     parse_classes(cfg);
     k->client = parse_param(cfg, "smtpd_client_restrictions",
                             config_str(cfg, "smtpd_client_restrictions"),
@@ -714,6 +721,53 @@ int check_destination_ok(struct check_run *r, enum check_status *st)
 }
 
 /*
+ * A recipient in $relay_domains: with relay_recipient_maps set, it must
+ * be listed there (user@domain, or @domain for the whole domain), or be
+ * a virtual alias (Postfix accepts those too); an empty list knows no
+ * recipients and accepts them all.
+ */
+static enum check_status check_unlisted_relay(struct check_run *r,
+                                              const struct mailaddr *a)
+{
+    struct buf out = BUF_INIT;
+    enum map_result res;
+    char err[256] = "";
+
+    if (check_cfg.relay_rcpt_error != NULL) {
+        log_warn("relay_recipient_maps: %s", check_cfg.relay_rcpt_error);
+        return check_config_error(r);
+    }
+    if (check_cfg.relay_rcpt_maps == NULL ||
+        maplist_empty(check_cfg.relay_rcpt_maps))
+        return CHECK_DUNNO;
+    res = maplist_lookup_addr(check_cfg.relay_rcpt_maps, a->text,
+                              check_cfg.delimiters, false, &out, err,
+                              sizeof(err));
+    if (res == MAP_NOTFOUND) {
+        struct maplist *aliases =
+            resolve_virtual_alias_maps(check_cfg.smtpd->resolver);
+
+        if (aliases != NULL && !maplist_empty(aliases))
+            res = maplist_lookup_addr(aliases, a->text, check_cfg.delimiters,
+                                      false, &out, err, sizeof(err));
+    }
+    buf_free(&out);
+    if (res == MAP_FOUND)
+        return CHECK_DUNNO;
+    if (res == MAP_ERROR) {
+        log_warn("relay_recipient_maps lookup of <%s>: %s", a->text, err);
+        return check_reject(r, CHECK_ERR_RESOURCE, 451, "4.3.0",
+                            "<%s>: Temporary lookup failure", a->text);
+    }
+    return check_reject(r, CHECK_ERR_POLICY,
+                        check_cfg.smtpd->unknown_relay_recipient_code,
+                        "5.1.1",
+                        "<%s>: %s rejected: User unknown in relay recipient "
+                        "table",
+                        a->text, CHECK_CLASS_RECIPIENT);
+}
+
+/*
  * Is an address in one of our domains a known user?  Recipients
  * (reject_unlisted_recipient, smtpd_reject_unlisted_recipient) and
  * senders (reject_unlisted_sender, smtpd_reject_unlisted_sender), with
@@ -751,9 +805,11 @@ enum check_status check_unlisted(struct check_run *r, bool sender)
         table = "virtual mailbox table";
         code = cfg->unknown_virtual_mailbox_code;
         break;
+    case ADDR_CLASS_RELAY:
+        if (sender)
+            return CHECK_DUNNO; /* Postfix checks relay senders not at all */
+        return check_unlisted_relay(r, a);
     default:
-        /* Relay domains: relay_recipient_maps is not implemented (main.cf
-         * warns "not implemented; ignored"), so nothing is unlisted. */
         return CHECK_DUNNO;
     }
     local = addr_local_unquote(a->local);

@@ -113,6 +113,8 @@ struct check_config {
     struct htable *classes; /* name -> struct check_list */
     struct htable *tables;  /* spec -> struct check_table */
     struct maplist *sender_login_maps;
+    struct maplist *relay_rcpt_maps; /* NULL: could not be opened */
+    char *relay_rcpt_error;
     char *sender_login_error; /* smtpd_sender_login_maps did not open */
     struct dns_resolver *dns;
     struct cidr_list *limit_exceptions; /* smtpd_client_event_limit_... */

@@ -612,6 +612,41 @@ def test_reject_unlisted_recipient_and_unauth_destination(posthorn_factory):
     assert rcpt_reply(inst2).startswith("250 ")
 
 
+def test_relay_recipient_maps(posthorn_factory):
+    # Recipients in relay_domains must be listed (user@domain, or
+    # @domain for a whole domain) once relay_recipient_maps is set;
+    # virtual aliases count as listed, as in Postfix.
+    cf = {"relay_domains": "relay.test, open.test, alias.test",
+          "smtpd_relay_restrictions": "permit_mynetworks, reject_unauth_destination",
+          "relay_recipient_maps": "texthash:{etc}/relay_rcpts",
+          "virtual_alias_maps": "texthash:{etc}/valias"}
+    inst = make(posthorn_factory, cf, mynetworks="127.0.0.0/8",
+                files={"relay_rcpts": "known@relay.test x\n@open.test x\n",
+                       "valias": "sales@alias.test alice@example.test\n"})
+    assert rcpt_reply(inst, rcpt="known@relay.test").startswith("250 ")
+    assert rcpt_reply(inst, rcpt="anyone@open.test").startswith("250 ")
+    assert rcpt_reply(inst, rcpt="sales@alias.test").startswith("250 ")
+    assert rcpt_reply(inst, rcpt="nobody@relay.test") == (
+        "550 5.1.1 <nobody@relay.test>: Recipient address rejected: User unknown in relay "
+        "recipient table")
+    assert rcpt_reply(inst, rcpt="nobody@alias.test").startswith("550 5.1.1 ")
+    inst.wait_for_log(r"NOQUEUE: reject: RCPT from \S+\[127\.0\.0\.1\]: 550 5\.1\.1 "
+                      r"<nobody@relay\.test>: Recipient address rejected: User unknown in "
+                      r"relay recipient table")
+    # Its own code; without the table, every relay recipient is valid.
+    cf2 = dict(cf, unknown_relay_recipient_reject_code="450")
+    inst2 = make(posthorn_factory, cf2, mynetworks="127.0.0.0/8",
+                 files={"relay_rcpts": "known@relay.test x\n", "valias": ""})
+    assert rcpt_reply(inst2, rcpt="nobody@relay.test").startswith("450 4.1.1 ")
+    cf3 = {k: v for k, v in cf.items() if k != "relay_recipient_maps"}
+    inst3 = make(posthorn_factory, cf3, mynetworks="127.0.0.0/8", files={"valias": ""})
+    assert rcpt_reply(inst3, rcpt="nobody@relay.test").startswith("250 ")
+    # An unreadable table is a temporary failure, never an accept.
+    cf4 = dict(cf, relay_recipient_maps="texthash:{etc}/missing")
+    inst4 = make(posthorn_factory, cf4, mynetworks="127.0.0.0/8", files={"valias": ""})
+    assert rcpt_reply(inst4, rcpt="known@relay.test")[:1] == "4"
+
+
 def test_vrfy_runs_the_recipient_checks(posthorn_factory):
     inst = make(posthorn_factory, {"smtpd_client_restrictions": "reject"})
     with client(inst) as c:
