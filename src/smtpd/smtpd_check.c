@@ -724,47 +724,34 @@ int check_destination_ok(struct check_run *r, enum check_status *st)
  * A recipient in $relay_domains: with relay_recipient_maps set, it must
  * be listed there (user@domain, or @domain for the whole domain), or be
  * a virtual alias (Postfix accepts those too); an empty list knows no
- * recipients and accepts them all.
+ * recipients and accepts them all (MAP_FOUND).
  */
-static enum check_status check_unlisted_relay(struct check_run *r,
-                                              const struct mailaddr *a)
+static enum map_result relay_rcpt_known(const struct mailaddr *a, char *err,
+                                        size_t errlen)
 {
     struct buf out = BUF_INIT;
     enum map_result res;
-    char err[256] = "";
 
     if (check_cfg.relay_rcpt_error != NULL) {
-        log_warn("relay_recipient_maps: %s", check_cfg.relay_rcpt_error);
-        return check_config_error(r);
+        snprintf(err, errlen, "relay_recipient_maps: %s",
+                 check_cfg.relay_rcpt_error);
+        return MAP_ERROR;
     }
     if (check_cfg.relay_rcpt_maps == NULL ||
         maplist_empty(check_cfg.relay_rcpt_maps))
-        return CHECK_DUNNO;
+        return MAP_FOUND;
     res = maplist_lookup_addr(check_cfg.relay_rcpt_maps, a->text,
-                              check_cfg.delimiters, false, &out, err,
-                              sizeof(err));
+                              check_cfg.delimiters, false, &out, err, errlen);
     if (res == MAP_NOTFOUND) {
         struct maplist *aliases =
             resolve_virtual_alias_maps(check_cfg.smtpd->resolver);
 
         if (aliases != NULL && !maplist_empty(aliases))
             res = maplist_lookup_addr(aliases, a->text, check_cfg.delimiters,
-                                      false, &out, err, sizeof(err));
+                                      false, &out, err, errlen);
     }
     buf_free(&out);
-    if (res == MAP_FOUND)
-        return CHECK_DUNNO;
-    if (res == MAP_ERROR) {
-        log_warn("relay_recipient_maps lookup of <%s>: %s", a->text, err);
-        return check_reject(r, CHECK_ERR_RESOURCE, 451, "4.3.0",
-                            "<%s>: Temporary lookup failure", a->text);
-    }
-    return check_reject(r, CHECK_ERR_POLICY,
-                        check_cfg.smtpd->unknown_relay_recipient_code,
-                        "5.1.1",
-                        "<%s>: %s rejected: User unknown in relay recipient "
-                        "table",
-                        a->text, CHECK_CLASS_RECIPIENT);
+    return res;
 }
 
 /*
@@ -808,15 +795,21 @@ enum check_status check_unlisted(struct check_run *r, bool sender)
     case ADDR_CLASS_RELAY:
         if (sender)
             return CHECK_DUNNO; /* Postfix checks relay senders not at all */
-        return check_unlisted_relay(r, a);
+        table = "relay recipient table";
+        code = cfg->unknown_relay_recipient_code;
+        break;
     default:
         return CHECK_DUNNO;
     }
-    local = addr_local_unquote(a->local);
-    addr = xasprintf("%s@%s", local, a->domain);
-    res = resolve_recipient_known(cfg->resolver, addr, err, sizeof(err));
-    free(local);
-    free(addr);
+    if (class == ADDR_CLASS_RELAY) {
+        res = relay_rcpt_known(a, err, sizeof(err));
+    } else {
+        local = addr_local_unquote(a->local);
+        addr = xasprintf("%s@%s", local, a->domain);
+        res = resolve_recipient_known(cfg->resolver, addr, err, sizeof(err));
+        free(local);
+        free(addr);
+    }
     if (res == MAP_FOUND)
         return CHECK_DUNNO;
     if (res == MAP_ERROR) {
