@@ -366,9 +366,10 @@ class Instance:
             "virtual_alias_maps": "texthash:%s" % (self.etc / "virtual"),
             "alias_maps": "texthash:%s" % (self.etc / "aliases"),
             "maillog_file": str(self.maillog_path),
-            # No reverse lookups of the test client: they would go to the
-            # system's DNS server, off loopback.  DNS tests point
-            # dns_server_addresses at fakedns.py and turn this back on.
+            # No reverse lookups of the test client: where /etc/hosts does
+            # not list 127.0.0.1 they would go to the system's DNS server,
+            # off loopback.  DNS tests point dns_server_addresses at
+            # fakedns.py and turn this back on.
             "smtpd_peername_lookup": "no",
         }
         if os.geteuid() == 0:
