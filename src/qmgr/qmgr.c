@@ -414,9 +414,11 @@ static void qmgr_run(int listen_fd)
 
     /* Files stay where they are; active/ is recovered at the next start. */
     evconnlistener_free(qmgr_listener);
+    /* Messages first: they hold entries and concurrency keys of the
+     * transports and notices of the bounce queue. */
+    qmgr_message_free_all();
     qmgr_transport_shutdown();
     qmgr_bounce_shutdown();
-    qmgr_message_free_all();
     qmgr_queue_shutdown();
     if (qmgr_inotify_ev)
         event_free(qmgr_inotify_ev);

@@ -1025,14 +1025,8 @@ void qmgr_transport_forget(struct qmgr_message *m)
         entry_free(e);
         dest_ready(d);
     }
-    /* At exit the keys went with the transports (qmgr_transport_shutdown
-     * runs before the messages are freed). */
-    for (size_t i = 0; i < m->env.nrcpt; i++) {
-        if (transports == NULL)
-            m->rcpts[i].lkey = NULL;
-        else
-            lkey_drop(&m->rcpts[i]);
-    }
+    for (size_t i = 0; i < m->env.nrcpt; i++)
+        lkey_drop(&m->rcpts[i]);
 }
 
 static int transport_free(const char *key, void *value, void *ctx)
@@ -1071,8 +1065,7 @@ static void dest_free_value(void *value)
     free(d);
 }
 
-/* At exit only: recipients may still point here; qmgr_transport_forget
- * then lets go of them without looking. */
+/* At exit, after the messages: what is left has requests in flight. */
 static void lkey_free_value(void *value)
 {
     struct qmgr_lkey *lk = value;
