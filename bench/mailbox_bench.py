@@ -581,6 +581,17 @@ class ImapError(Exception):
     pass
 
 
+def tagged_ok(tag, text, line):
+    """True when line is command text's tagged OK; ImapError for its NO or
+    BAD; False for any other line."""
+    if not line.startswith(tag + b" "):
+        return False
+    if not line[len(tag) + 1:].startswith(b"OK"):
+        raise ImapError("%s -> %s" % (text.split()[0],
+                                      line.decode(errors="replace").strip()))
+    return True
+
+
 class Imap:
     """A minimal asyncio IMAP client: one command at a time, literals
     read as such, untagged lines returned with literal sizes counted."""
@@ -629,10 +640,7 @@ class Imap:
             lit += n
             if wait_cont and line.startswith(b"+"):
                 return untagged, lit
-            if line.startswith(tag + b" "):
-                if not line[len(tag) + 1:].startswith(b"OK"):
-                    raise ImapError("%s -> %s" % (text.split()[0],
-                                                  line.decode(errors="replace").strip()))
+            if tagged_ok(tag, text, line):
                 return untagged, lit
             untagged.append(line)
 
@@ -718,10 +726,7 @@ class ImapSync:
         while True:
             line, n = self._line()
             lit += n
-            if line.startswith(tag + b" "):
-                if not line[len(tag) + 1:].startswith(b"OK"):
-                    raise ImapError("%s -> %s" % (text.split()[0],
-                                                  line.decode(errors="replace").strip()))
+            if tagged_ok(tag, text, line):
                 return untagged, lit
             untagged.append(line)
 

@@ -276,47 +276,46 @@ int imap_mailbox_msg_size(struct imap_mailbox *mb, uint32_t seq,
     return rc;
 }
 
+/* Append the one cached part `what` (an IMAP_CACHE_* bit) of seq. */
+static int msg_cached_part(struct imap_mailbox *mb, uint32_t seq,
+                           unsigned what, struct buf *out, char *err,
+                           size_t errlen)
+{
+    struct imap_cache c;
+    int rc = get_cache(mb, seq, what, &c, err, errlen);
+
+    if (rc == IMAP_STORE_OK) {
+        const struct buf *part = what == IMAP_CACHE_ENVELOPE ? &c.envelope
+                                 : what == IMAP_CACHE_BODY   ? &c.body
+                                 : what == IMAP_CACHE_BODYSTRUCTURE
+                                     ? &c.bodystructure
+                                     : &c.search;
+
+        buf_append(out, part->data, part->len);
+    }
+    cache_free(&c);
+    return rc;
+}
+
 int imap_mailbox_msg_envelope(struct imap_mailbox *mb, uint32_t seq,
                               struct buf *out, char *err, size_t errlen)
 {
-    struct imap_cache c;
-    int rc = get_cache(mb, seq, IMAP_CACHE_ENVELOPE, &c, err, errlen);
-
-    if (rc == IMAP_STORE_OK)
-        buf_append(out, c.envelope.data, c.envelope.len);
-    cache_free(&c);
-    return rc;
+    return msg_cached_part(mb, seq, IMAP_CACHE_ENVELOPE, out, err, errlen);
 }
 
 int imap_mailbox_msg_bodystructure(struct imap_mailbox *mb, uint32_t seq,
                                    bool extended, struct buf *out, char *err,
                                    size_t errlen)
 {
-    struct imap_cache c;
-    int rc = get_cache(mb, seq,
-                       extended ? IMAP_CACHE_BODYSTRUCTURE : IMAP_CACHE_BODY,
-                       &c, err, errlen);
-
-    if (rc == IMAP_STORE_OK) {
-        if (extended)
-            buf_append(out, c.bodystructure.data, c.bodystructure.len);
-        else
-            buf_append(out, c.body.data, c.body.len);
-    }
-    cache_free(&c);
-    return rc;
+    return msg_cached_part(
+        mb, seq, extended ? IMAP_CACHE_BODYSTRUCTURE : IMAP_CACHE_BODY, out,
+        err, errlen);
 }
 
 int imap_mailbox_msg_search_cache(struct imap_mailbox *mb, uint32_t seq,
                                   struct buf *out, char *err, size_t errlen)
 {
-    struct imap_cache c;
-    int rc = get_cache(mb, seq, IMAP_CACHE_SEARCH, &c, err, errlen);
-
-    if (rc == IMAP_STORE_OK)
-        buf_append(out, c.search.data, c.search.len);
-    cache_free(&c);
-    return rc;
+    return msg_cached_part(mb, seq, IMAP_CACHE_SEARCH, out, err, errlen);
 }
 
 /* ---- STORE ---- */

@@ -13,13 +13,12 @@ never refused.
 
 import os
 import re
-import socket
 import subprocess
 import time
 
 import pytest
 
-from posthorn import make_message, send_one
+from posthorn import PrivateClient, make_message, send_one
 
 AUTH_MASTER_CF = "auth       unix  -  -  n  -    1  auth\n"
 SENDER = "sender@example.org"
@@ -38,23 +37,11 @@ def frame(**attrs):
     return out + b"\n"
 
 
-class AuthClient:
+class AuthClient(PrivateClient):
     """A client of private/auth; every read is bounded by a timeout."""
 
     def __init__(self, inst, timeout=30):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(str(inst.queue / "private" / "auth"))
-        self.buf = b""
-
-    def close(self):
-        self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        super().__init__(inst, "auth", timeout)
 
     def _need(self, n):
         while len(self.buf) < n:
