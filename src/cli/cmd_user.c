@@ -155,26 +155,72 @@ static long user_find(const struct argv *users, const char *user)
     return -1;
 }
 
+/* A new file: group-readable by mail_owner when we are root. */
+static int user_new_file_mode(int fd, const char *path, struct config *cfg)
+{
+    if (geteuid() == 0) {
+        const char *owner = config_str(cfg, "mail_owner");
+        struct passwd *pw = getpwnam(owner);
+
+        if (pw == NULL) {
+            fprintf(stderr, "posthorn: mail_owner %s: no such user\n", owner);
+            return -1;
+        }
+        if (fchown(fd, 0, pw->pw_gid) < 0 || fchmod(fd, 0640) < 0) {
+            fprintf(stderr, "posthorn: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
 /*
- * Open and lock the file at path.  A writer that waited may find the
- * file replaced (renamed over) meanwhile: then it locks the new one.
- * Returns the descriptor with *created set, or -1.
+ * Create path empty, with its final owner and mode already set: made
+ * under a temporary name and linked into place, so no other writer can
+ * lock and rewrite it before the mode is right.  0 also when another
+ * writer created it first.
  */
-static int user_lock(const char *path, bool create, bool *created)
+static int user_create(const char *path, struct config *cfg)
+{
+    char *tmp = xasprintf("%s.new.%ld", path, (long)getpid());
+    int fd, rc = -1;
+
+    (void)unlink(tmp); /* a leftover of a crashed run with our pid */
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "posthorn: %s: %s\n", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    if (user_new_file_mode(fd, tmp, cfg) == 0) {
+        if (link(tmp, path) == 0 || errno == EEXIST)
+            rc = 0;
+        else
+            fprintf(stderr, "posthorn: %s: %s\n", path, strerror(errno));
+    }
+    close(fd);
+    (void)unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/*
+ * Open and lock the file at path, creating it (user_create) when
+ * create_cfg is not NULL.  A writer that waited may find the file
+ * replaced (renamed over) meanwhile: then it locks the new one.
+ * Returns the descriptor, or -1.
+ */
+static int user_lock(const char *path, struct config *create_cfg)
 {
     for (;;) {
         struct flock fl;
         struct stat a, b;
         int fd;
 
-        *created = false;
         fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0 && errno == ENOENT && create) {
-            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY,
-                      0600);
-            if (fd < 0 && errno == EEXIST)
-                continue; /* another writer created it first */
-            *created = fd >= 0;
+        if (fd < 0 && errno == ENOENT && create_cfg != NULL) {
+            if (user_create(path, create_cfg) < 0)
+                return -1;
+            continue; /* open it as every other writer does */
         }
         if (fd < 0) {
             fprintf(stderr, "posthorn: %s: %s\n", path, strerror(errno));
@@ -196,25 +242,6 @@ static int user_lock(const char *path, bool create, bool *created)
             return fd;
         close(fd);
     }
-}
-
-/* A new file: group-readable by mail_owner when we are root. */
-static int user_new_file_mode(int fd, const char *path, struct config *cfg)
-{
-    if (geteuid() == 0) {
-        const char *owner = config_str(cfg, "mail_owner");
-        struct passwd *pw = getpwnam(owner);
-
-        if (pw == NULL) {
-            fprintf(stderr, "posthorn: mail_owner %s: no such user\n", owner);
-            return -1;
-        }
-        if (fchown(fd, 0, pw->pw_gid) < 0 || fchmod(fd, 0640) < 0) {
-            fprintf(stderr, "posthorn: %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-    }
-    return 0;
 }
 
 /* Replace path's content, keeping owner and mode of the locked fd. */
@@ -399,16 +426,13 @@ static int user_change(struct config *cfg, const char *path, const char *op,
 {
     struct argv lines = ARGV_INIT, users = ARGV_INIT;
     struct buf text = BUF_INIT, line = BUF_INIT;
-    bool created = false;
     long i;
     int fd, rc = USER_EXIT_ERROR;
 
     /* Hash before taking the lock: a prompt must not block other writers. */
     if (strcmp(op, "del") != 0 && user_make_line(user, o, &line) < 0)
         return USER_EXIT_ERROR;
-    if ((fd = user_lock(path, strcmp(op, "add") == 0, &created)) < 0)
-        goto out;
-    if (created && user_new_file_mode(fd, path, cfg) < 0)
+    if ((fd = user_lock(path, strcmp(op, "add") == 0 ? cfg : NULL)) < 0)
         goto out;
     if (user_read_fd(fd, path, &text) < 0 ||
         user_parse(path, &text, &lines, &users) < 0)
