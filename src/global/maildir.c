@@ -364,6 +364,10 @@ static int maildir_commit(struct maildir_writer *w, const char *subdir,
         maildir_err(err, errlen, "fsync", w->tmp_path.data);
         goto fail;
     }
+    /* The batch's round may well be run by someone else (qmgr_sync.c):
+     * start writing the data now so that it need not wait for it. */
+    if (group && batch != NULL)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     w->fd = -1;
     /* close() reports deferred write errors on network file systems. */
     if (close(fd) < 0) {
@@ -449,4 +453,15 @@ int maildir_batch_sync(struct argv *batch, char *err, size_t errlen)
     }
     argv_free(batch);
     return rc;
+}
+
+int maildir_batch_ticket(struct argv *batch, uint64_t *ticket, char *err,
+                         size_t errlen)
+{
+    *ticket = 0;
+    if (batch->n > 0 && (*ticket = groupsync_ticket(maildir_gsync)) > 0) {
+        argv_free(batch);
+        return 0;
+    }
+    return maildir_batch_sync(batch, err, errlen);
 }

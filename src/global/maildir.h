@@ -27,6 +27,7 @@
 #define GLOBAL_MAILDIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -108,6 +109,14 @@ int maildir_writer_commit_batch(struct maildir_writer *w, const char *subdir,
  * is returned with err set.  Empties batch either way.
  */
 int maildir_batch_sync(struct argv *batch, char *err, size_t errlen);
+/*
+ * The same without waiting: *ticket is a group-commit ticket for the
+ * batch (groupsync_ticket) whose deliveries count once a round has
+ * covered it; 0 when the batch was empty or had to be synced here and
+ * now, as maildir_batch_sync() does (and with its result).
+ */
+int maildir_batch_ticket(struct argv *batch, uint64_t *ticket, char *err,
+                         size_t errlen);
 /* Forget the message: unlink the tmp file, free w.  Keeps errno. */
 void maildir_writer_abort(struct maildir_writer *w);
 

@@ -224,6 +224,11 @@ static struct param_def param_rows[] = {
     {"queue_group_commit", PARAM_BOOL, "yes", 0,
      "Make queue files and Maildir deliveries durable with one shared "
      "syncfs() per group of concurrent writers instead of per-file fsync()."},
+    {"queue_delivery_sync_delay", PARAM_INT, "10", 0,
+     "Milliseconds qmgr lets local deliveries wait for a group-commit round "
+     "run by someone else before it runs one itself; only then do they "
+     "count as done.",
+     .min = 0, .max = 60000},
     {"queue_minfree", PARAM_SIZE, "0", 0,
      "Free bytes the queue file system must keep; mail is refused below (0 = "
      "only message_size_limit's margin)."},

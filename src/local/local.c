@@ -15,8 +15,12 @@
  * failed and tries again later.
  *
  * Failures are temporary unless the recipient is unknown or the message
- * loops: a delivery is reported as done (status 2) only once the Maildir
- * file is linked into new/ and synced (one syncfs for the whole batch).
+ * loops: a delivery is reported as done (status 2) once the Maildir file
+ * is linked into new/.  It is not durable yet: the reply carries a group
+ * commit ticket (sync_ticket) and qmgr counts the deliveries only once a
+ * syncfs() round has covered it, usually the next one cleanup runs for
+ * new mail, so local itself does not wait for the disk.  Without the
+ * shared group-commit state the batch is synced here before the reply.
  */
 #include <errno.h>
 #include <poll.h>
@@ -149,8 +153,11 @@ static const char *local_parse_request(const struct attr_list *list,
     return NULL;
 }
 
-static void local_reply(struct buf *frame, const struct local_request *req)
+static void local_reply(struct buf *frame, const struct local_request *req,
+                        uint64_t ticket)
 {
+    if (ticket > 0)
+        attr_put_int(frame, "sync_ticket", (long long)ticket);
     for (size_t i = 0; i < req->nrcpt; i++) {
         const struct local_rcpt *r = &req->rcpts[i];
 
@@ -212,6 +219,7 @@ static void local_serve(int fd)
     stream_set_timeout(s, LOCAL_IO_TIMEOUT_MS);
     while (more && local_wait_request(s)) {
         char err[512];
+        uint64_t ticket;
         size_t n = 0;
 
         do {
@@ -222,7 +230,7 @@ static void local_serve(int fd)
             local_deliver(&slots[n].req, &batch);
             n++;
         } while (n < LOCAL_BATCH_MAX && local_more_pending(s));
-        if (maildir_batch_sync(&batch, err, sizeof(err)) < 0) {
+        if (maildir_batch_ticket(&batch, &ticket, err, sizeof(err)) < 0) {
             int saved = errno;
 
             log_warn("maildir delivery: %s", err);
@@ -231,7 +239,7 @@ static void local_serve(int fd)
         }
         buf_reset(&frame);
         for (size_t i = 0; i < n; i++) {
-            local_reply(&frame, &slots[i].req);
+            local_reply(&frame, &slots[i].req, ticket);
             free(slots[i].req.rcpts);
             slots[i].req.rcpts = NULL;
         }

@@ -51,6 +51,7 @@
 #include <event2/listener.h>
 
 #include "qmgr/qmgr.h"
+#include "qmgr/qmgr_transport.h"
 #include "global/config.h"
 #include "global/server.h"
 #include "util/log.h"
@@ -100,6 +101,7 @@ static void qmgr_read_params(void)
     qmgr_params.min_backoff = config_time(cfg, "minimal_backoff_time");
     qmgr_params.max_backoff = config_time(cfg, "maximal_backoff_time");
     qmgr_params.max_lifetime = config_time(cfg, "maximal_queue_lifetime");
+    qmgr_params.sync_delay_ms = config_int(cfg, "queue_delivery_sync_delay");
     qmgr_params.bounce_lifetime = config_time(cfg, "bounce_queue_lifetime");
     qmgr_params.queue_run_delay = config_time(cfg, "queue_run_delay");
     qmgr_params.active_limit = config_int(cfg, "qmgr_message_active_limit");
@@ -285,6 +287,9 @@ static void qmgr_inotify_read(evutil_socket_t fd, short what, void *ctx)
     }
     if (n < 0 && errno != EAGAIN && errno != EINTR)
         log_warn("inotify read: %s", strerror(errno));
+    /* New mail was just synced or is about to be: deliveries that rode
+     * on an earlier round count now. */
+    qmgr_sync_check();
 }
 
 static void qmgr_inotify_init(void)
@@ -391,6 +396,7 @@ static void qmgr_run(int listen_fd)
     qmgr_queue_init();
     qmgr_transport_init(config_global());
     qmgr_bounce_init();
+    qmgr_sync_init(qmgr_base);
 
     qmgr_listener = evconnlistener_new(qmgr_base, qmgr_accept, NULL,
                                        LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
@@ -414,8 +420,11 @@ static void qmgr_run(int listen_fd)
 
     /* Files stay where they are; active/ is recovered at the next start. */
     evconnlistener_free(qmgr_listener);
-    /* Messages first: they hold entries and concurrency keys of the
-     * transports and notices of the bounce queue. */
+    /* Deliveries waiting for the disk are counted (or forgotten) while
+     * their messages exist.  Messages next: they hold entries and
+     * concurrency keys of the transports and notices of the bounce
+     * queue. */
+    qmgr_sync_shutdown();
     qmgr_message_free_all();
     qmgr_transport_shutdown();
     qmgr_bounce_shutdown();

@@ -54,6 +54,7 @@ struct qmgr_params {
     long long virtual_domain_limit; /* virtual_destination_concurrency_limit */
     long long delay_warning;        /* delay_warning_time, 0 = off */
     long long bounce_size_limit;    /* bounce_size_limit */
+    long long sync_delay_ms;        /* queue_delivery_sync_delay */
     char *notice_rcpt;   /* 2bounce_notice_recipient, with a domain */
     char *double_bounce; /* double_bounce_sender, with a domain */
 };

@@ -221,11 +221,13 @@ static void reply_relay(char *dst, const struct attr *at)
 
 const char *qmgr_reply_parse(const struct qmgr_job *job,
                              const struct attr_list *list,
-                             struct qmgr_result *res, bool *site_trouble)
+                             struct qmgr_result *res, bool *site_trouble,
+                             uint64_t *sync_ticket)
 {
     long long group = -1;
 
     *site_trouble = false;
+    *sync_ticket = 0;
     for (size_t a = 0; a < list->n; a++) {
         const struct attr *at = &list->v[a];
         long long v;
@@ -244,6 +246,16 @@ const char *qmgr_reply_parse(const struct qmgr_job *job,
         } else if (group < 0) {
             if (strcmp(at->name, "site_trouble") == 0)
                 *site_trouble = at->len == 1 && at->value[0] == '1';
+            else if (strcmp(at->name, "sync_ticket") == 0) {
+                unsigned long long t;
+
+                errno = 0;
+                t = strtoull(at->value, &end, 10);
+                if (errno || end == at->value || *end || *at->value == '-' ||
+                    at->len != strlen(at->value) || t == 0)
+                    return "bad sync_ticket";
+                *sync_ticket = t;
+            }
             /* other leading attributes: a newer agent */
         } else if (strcmp(at->name, "status") == 0) {
             if (at->len != 1 || (at->value[0] != '2' && at->value[0] != '4' &&
@@ -281,6 +293,7 @@ static bool conn_read_one(struct qmgr_conn *c, struct evbuffer *in)
     size_t len = evbuffer_get_length(in);
     size_t consumed = 0;
     bool site_trouble, more;
+    uint64_t sync_ticket;
     int rc;
 
     if (job == NULL) {
@@ -305,7 +318,8 @@ static bool conn_read_one(struct qmgr_conn *c, struct evbuffer *in)
     }
     evbuffer_drain(in, consumed);
     res = xcalloc(job->n, sizeof(*res));
-    if ((err = qmgr_reply_parse(job, &list, res, &site_trouble)) != NULL) {
+    if ((err = qmgr_reply_parse(job, &list, res, &site_trouble,
+                                &sync_ticket)) != NULL) {
         log_warn("%s: protocol error from %s/%s: %s", job->msg->id,
                  MAIL_QUEUE_PRIVATE, c->tr->name, err);
         attr_list_free(&list);
@@ -316,8 +330,7 @@ static bool conn_read_one(struct qmgr_conn *c, struct evbuffer *in)
     attr_list_free(&list);
     /* With no request left in flight, c may be closed by the reply. */
     more = job->next != NULL && consumed != len;
-    qmgr_transport_reply(c, res, site_trouble);
-    free(res);
+    qmgr_transport_reply(c, res, site_trouble, sync_ticket);
     return more;
 }
 

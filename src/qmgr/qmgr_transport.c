@@ -527,7 +527,7 @@ static void waiting_add(struct qmgr_transport *tr, struct qmgr_rcpt *r,
 
 /* ---- jobs ---- */
 
-static void job_free(struct qmgr_job *job)
+void qmgr_job_free(struct qmgr_job *job)
 {
     free(job->idx);
     free(job);
@@ -653,8 +653,19 @@ static void job_send(struct qmgr_conn *c, struct qmgr_job *job)
 
 /* ---- connection callbacks ---- */
 
+void qmgr_job_outcomes(struct qmgr_job *job, const struct qmgr_result *res,
+                       const double delays[4])
+{
+    /* The last outcome may free job->msg. */
+    for (size_t k = 0; k < job->n; k++)
+        qmgr_message_outcome(job->msg, job->idx[k], res[k].status,
+                             res[k].dsn, res[k].reason, res[k].relay, delays,
+                             res[k].logged);
+    qmgr_job_free(job);
+}
+
 void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
-                          bool site_trouble)
+                          bool site_trouble, uint64_t sync_ticket)
 {
     struct qmgr_transport *tr = c->tr;
     struct qmgr_job *job = c->job;
@@ -664,6 +675,7 @@ void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
     bool killed = false;
     double now = qmgr_now(), delays[4];
 
+    qmgr_sync_check();
     /* Feedback first: the destination is surely alive while the job
      * still counts in it. */
     if (!tr->local) {
@@ -691,16 +703,18 @@ void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
     if (c->job == NULL)
         c->job_tail = NULL;
     c->njobs--;
-    /* The last outcome may free m. */
-    for (size_t k = 0; k < job->n; k++) {
-        const char *relay = res[k].relay[0] ? res[k].relay
-                            : tr->local     ? tr->name
-                                            : "none";
-
-        qmgr_message_outcome(m, job->idx[k], res[k].status, res[k].dsn,
-                             res[k].reason, relay, delays, res[k].logged);
+    for (size_t k = 0; k < job->n; k++)
+        if (!res[k].relay[0])
+            snprintf(res[k].relay, sizeof(res[k].relay), "%s",
+                     tr->local ? tr->name : "none");
+    /* Deliveries that are not durable yet count once they are; the
+     * connection and the concurrency they took are free already. */
+    if (sync_ticket > 0) {
+        qmgr_sync_wait(job, res, delays, sync_ticket);
+    } else {
+        qmgr_job_outcomes(job, res, delays);
+        free(res);
     }
-    job_free(job);
     if (killed)
         dest_defer_waiting(d, "4.4.1", d->dead_reason);
     /* A next-hop destination is held by c now: closing c (when it is
@@ -743,7 +757,7 @@ void qmgr_transport_lost(struct qmgr_conn *c, const char *why, bool retry)
             log_warn("%s: lost connection with %s/%s (%s); trying again", m->id,
                      MAIL_QUEUE_PRIVATE, tr->name, why);
             job_requeue(job);
-            job_free(job);
+            qmgr_job_free(job);
         } else {
             snprintf(reason, sizeof(reason),
                      "lost connection with %s delivery agent: %s", tr->name,
@@ -1041,7 +1055,7 @@ static int transport_free(const char *key, void *value, void *ctx)
 
         for (job = c->job; job != NULL; job = next) {
             next = job->next;
-            job_free(job);
+            qmgr_job_free(job);
         }
         c->job = c->job_tail = NULL;
         qmgr_conn_close(c);

@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include "qmgr/qmgr.h"
@@ -142,13 +143,34 @@ void qmgr_conn_close(struct qmgr_conn *c);
  */
 const char *qmgr_reply_parse(const struct qmgr_job *job,
                              const struct attr_list *list,
-                             struct qmgr_result *res, bool *site_trouble);
+                             struct qmgr_result *res, bool *site_trouble,
+                             uint64_t *sync_ticket);
 
 /* ---- callbacks into qmgr_transport.c ---- */
 
-/* A reply to c->job arrived and was valid: c->job is still set. */
+/*
+ * A reply to c->job arrived and was valid: c->job is still set.  res
+ * (c->job->n results) is taken over.  sync_ticket > 0: the deliveries are
+ * durable once that group-commit ticket is covered (qmgr_sync.c).
+ */
 void qmgr_transport_reply(struct qmgr_conn *c, struct qmgr_result *res,
-                          bool site_trouble);
+                          bool site_trouble, uint64_t sync_ticket);
+/* Count the outcome of each of job's recipients; frees job. */
+void qmgr_job_outcomes(struct qmgr_job *job, const struct qmgr_result *res,
+                       const double delays[4]);
+void qmgr_job_free(struct qmgr_job *job);
+
+/* ---- qmgr_sync.c ---- */
+
+void qmgr_sync_init(struct event_base *base);
+/* Count job's outcomes once ticket is durable; takes job and res. */
+void qmgr_sync_wait(struct qmgr_job *job, struct qmgr_result *res,
+                    const double delays[4], uint64_t ticket);
+/* Count those that are durable by now. */
+void qmgr_sync_check(void);
+/* Sync, count, and free what waits. */
+void qmgr_sync_shutdown(void);
+
 /* The connection failed (retry: the agent went away, try once more). */
 void qmgr_transport_lost(struct qmgr_conn *c, const char *why, bool retry);
 /* Dispatch for tr soon (from the event loop). */

@@ -240,6 +240,22 @@ static bool covered(struct groupsync_shared *sh, uint64_t t)
     return __atomic_load_n(&sh->completed, __ATOMIC_ACQUIRE) >= t;
 }
 
+uint64_t groupsync_ticket(struct groupsync *g)
+{
+    uint64_t ticket;
+
+    if (lock(g->sh) != 0)
+        return 0;
+    ticket = ++g->sh->requested;
+    pthread_mutex_unlock(&g->sh->mu);
+    return ticket;
+}
+
+bool groupsync_covered(const struct groupsync *g, uint64_t ticket)
+{
+    return covered(g->sh, ticket);
+}
+
 int groupsync_sync(struct groupsync *g)
 {
     struct groupsync_shared *sh = g->sh;

@@ -25,7 +25,9 @@
 #ifndef UTIL_GROUPSYNC_H
 #define UTIL_GROUPSYNC_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define GROUPSYNC_LEADER_TIMEOUT_MS 5000
@@ -60,5 +62,14 @@ dev_t groupsync_dev(const struct groupsync *g);
  * the call is on stable storage, or -1 with errno set.
  */
 int groupsync_sync(struct groupsync *g);
+
+/*
+ * Without waiting: a ticket for everything this process wrote to the file
+ * system before the call.  Every round that starts after it covers those
+ * writes; groupsync_covered() tells when one has ended.  0 when the shared
+ * state cannot be used (call groupsync_sync() instead).
+ */
+uint64_t groupsync_ticket(struct groupsync *g);
+bool groupsync_covered(const struct groupsync *g, uint64_t ticket);
 
 #endif

@@ -51,6 +51,36 @@ static void test_single_sync(void **unused)
     groupsync_close(g);
 }
 
+/*
+ * A ticket is covered by the first round that starts after it, whoever
+ * runs it, and not before.
+ */
+static void test_ticket(void **unused)
+{
+    char err[256];
+    struct groupsync *a = groupsync_open(state, dir, err, sizeof(err));
+    struct groupsync *b = groupsync_open(state, dir, err, sizeof(err));
+    uint64_t t1, t2;
+
+    assert_non_null(a);
+    assert_non_null(b);
+    t1 = groupsync_ticket(a);
+    assert_true(t1 > 0);
+    assert_false(groupsync_covered(a, t1));
+    assert_false(groupsync_covered(b, t1));
+    /* Someone else's round covers it. */
+    assert_int_equal(groupsync_sync(b), 0);
+    assert_true(groupsync_covered(a, t1));
+    t2 = groupsync_ticket(a);
+    assert_true(t2 > t1);
+    assert_false(groupsync_covered(a, t2));
+    assert_true(groupsync_covered(a, t1));
+    assert_int_equal(groupsync_sync(a), 0);
+    assert_true(groupsync_covered(b, t2));
+    groupsync_close(a);
+    groupsync_close(b);
+}
+
 static void test_bad_paths(void **unused)
 {
     char err[256] = "";
@@ -154,6 +184,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_single_sync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ticket, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_paths, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_writers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_state, setup, teardown),
