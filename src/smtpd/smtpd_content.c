@@ -29,6 +29,35 @@ bool smtpd_data_line(struct smtpd_data_state *st, const char *line, size_t len,
     return false;
 }
 
+size_t smtpd_data_lines(struct smtpd_data_state *st, const char *in,
+                        size_t len, size_t max, struct buf *out, bool *end)
+{
+    size_t used = 0;
+
+    *end = false;
+    buf_reserve(out, len);
+    while (used < len) {
+        const char *line = in + used;
+        const char *nl = memchr(line, '\n', len - used);
+        size_t n, content;
+        bool crlf;
+
+        if (nl == NULL)
+            break;
+        n = (size_t)(nl - line);
+        crlf = n > 0 && line[n - 1] == '\r';
+        content = n - crlf;
+        if (content > max)
+            break;
+        used += n + 1;
+        if (smtpd_data_line(st, line, content, crlf, out)) {
+            *end = true;
+            break;
+        }
+    }
+    return used;
+}
+
 void smtpd_bdat_init(struct smtpd_bdat_state *st)
 {
     st->pending_cr = false;

@@ -41,6 +41,17 @@ void smtpd_data_init(struct smtpd_data_state *st);
 bool smtpd_data_line(struct smtpd_data_state *st, const char *line, size_t len,
                      bool crlf, struct buf *out);
 
+/*
+ * Many DATA lines at once, straight from the read buffer: the complete
+ * lines at the start of in[0..len) go through smtpd_data_line() as if
+ * stream_read_line() had returned them one by one with bound max.  Stops
+ * after the end-of-data line (*end set), before an incomplete line and
+ * before one longer than max (those are for the line-by-line path).
+ * Returns the input bytes taken, line ends included.
+ */
+size_t smtpd_data_lines(struct smtpd_data_state *st, const char *in,
+                        size_t len, size_t max, struct buf *out, bool *end);
+
 void smtpd_bdat_init(struct smtpd_bdat_state *st);
 /* Append chunk bytes to out with CRLF -> LF. */
 void smtpd_bdat_decode(struct smtpd_bdat_state *st, const char *in, size_t len,

@@ -248,7 +248,25 @@ int smtpd_cmd_data(struct smtpd_session *s, const char *args)
     smtpd_data_init(&dot);
     for (;;) {
         bool refused = x->too_big || x->cleanup_failed;
+        const char *ahead;
+        size_t n = refused ? 0 : stream_buffered(s->client, &ahead);
 
+        /* The complete lines already read, in one go; what is left (a
+         * line cut by the buffer's end, an over-long one) goes below. */
+        if (n > 0) {
+            bool end;
+
+            buf_reset(&out);
+            n = smtpd_data_lines(&dot, ahead, n, max, &out, &end);
+            stream_skip(s->client, n);
+            x->received += (long long)n;
+            if (out.len > 0)
+                write_content(s, out.data, out.len);
+            if (end)
+                break;
+            if (n > 0)
+                continue;
+        }
         st = stream_read_line(s->client, &s->line,
                               refused ? SMTPD_DISCARD_LINE_MAX : max, &crlf);
         if (st == STREAM_TOOLONG) {

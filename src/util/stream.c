@@ -16,6 +16,7 @@
  * error of either side.
  */
 #include "util/stream.h"
+#include "util/log.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -318,6 +319,19 @@ size_t stream_read_pending(const struct stream *s)
     if (s->ops->pending)
         n += s->ops->pending((struct stream *)s, s->ctx);
     return n;
+}
+
+size_t stream_buffered(const struct stream *s, const char **data)
+{
+    *data = s->rbuf + s->rpos;
+    return s->rlen - s->rpos;
+}
+
+void stream_skip(struct stream *s, size_t n)
+{
+    if (n > s->rlen - s->rpos)
+        log_panic("stream_skip: %zu bytes, %zu buffered", n, s->rlen - s->rpos);
+    s->rpos += n;
 }
 
 void stream_write(struct stream *s, const void *data, size_t len)

@@ -73,6 +73,12 @@ enum stream_status stream_read_some(struct stream *s, struct buf *out,
                                     size_t max);
 /* Bytes already buffered for reading (e.g. pipelined commands). */
 size_t stream_read_pending(const struct stream *s);
+/*
+ * The bytes read ahead and not taken yet, without any I/O: *data and the
+ * count (0 when none).  stream_skip() then takes n <= count of them.
+ */
+size_t stream_buffered(const struct stream *s, const char **data);
+void stream_skip(struct stream *s, size_t n);
 
 /* Buffered writes; errors are sticky and reported by stream_flush(). */
 void stream_write(struct stream *s, const void *data, size_t len);

@@ -59,6 +59,70 @@ static void test_data_end_and_dots(void **state)
     buf_free(&out);
 }
 
+/*
+ * smtpd_data_lines over any split of the input gives what smtpd_data_line
+ * gives line by line, stops at the end of data, and leaves an incomplete
+ * or over-long line alone.
+ */
+static void test_data_lines_in_bulk(void **state)
+{
+    const char *in = "Subject: x\r\n\r\n..dot\r\nbare\n.\r\nmid\rcr\r\n"
+                     "\r\n.\r\nQUIT\r\n";
+    size_t len = strlen(in), whole;
+    struct buf want = BUF_INIT, out = BUF_INIT;
+    bool ended;
+
+    whole = feed_data(in, &want, &ended);
+    assert_true(ended);
+    for (size_t chunk = 1; chunk <= len; chunk++) {
+        struct smtpd_data_state st;
+        size_t pos = 0, used;
+        bool end = false;
+
+        smtpd_data_init(&st);
+        buf_reset(&out);
+        while (!end) {
+            size_t window = chunk;
+
+            /* Grow the window until a whole line fits, as the stream's
+             * line-by-line path would read on. */
+            do {
+                if (pos + window > len)
+                    window = len - pos;
+                used = smtpd_data_lines(&st, in + pos, window, SIZE_MAX, &out,
+                                        &end);
+                window++;
+            } while (used == 0 && pos + window - 1 < len);
+            assert_true(used > 0);
+            pos += used;
+        }
+        assert_int_equal(pos, whole);
+        assert_int_equal(out.len, want.len);
+        assert_memory_equal(out.data, want.data, want.len);
+    }
+
+    /* Nothing taken: an incomplete line, a line over the bound. */
+    {
+        struct smtpd_data_state st;
+        bool end;
+
+        smtpd_data_init(&st);
+        buf_reset(&out);
+        assert_int_equal(smtpd_data_lines(&st, "no end", 6, SIZE_MAX, &out,
+                                          &end), 0);
+        assert_int_equal(smtpd_data_lines(&st, "abcd\r\nx\r\n", 9, 3, &out,
+                                          &end), 0);
+        assert_false(end);
+        /* At the bound is fine; the next line is over it. */
+        assert_int_equal(smtpd_data_lines(&st, "abc\r\nabcd\n", 11, 3, &out,
+                                          &end), 5);
+        assert_int_equal(out.len, 4);
+        assert_memory_equal(out.data, "abc\n", 4);
+    }
+    buf_free(&want);
+    buf_free(&out);
+}
+
 static void test_data_bare_newlines(void **state)
 {
     struct buf out = BUF_INIT;
@@ -196,6 +260,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_end_and_dots),
+        cmocka_unit_test(test_data_lines_in_bulk),
         cmocka_unit_test(test_data_bare_newlines),
         cmocka_unit_test(test_data_binary_bytes),
         cmocka_unit_test(test_bdat_chunks),
