@@ -8,16 +8,20 @@
  * file would be marked done or recycled while the only durable copy of
  * the message is the queue file itself.  Such replies wait here, with
  * their recipients still busy; the agent's connection and concurrency
- * slots are free already, so delivery goes on.
+ * slots are free already, so delivery goes on.  (Keeping the slots until
+ * the round was measured: local then idles while its last batch waits,
+ * and end to end fell by a quarter.)
  *
  * Nearly always someone else's round covers them within a millisecond or
  * two: cleanup syncs for every message it accepts.  They are looked at
  * after every agent reply and every new message; when nothing else
  * syncs (the last delivery of a burst), qmgr runs a round itself
- * queue_delivery_sync_delay milliseconds after the first one waited.  A crash in between
- * leaves the recipients undelivered in the queue file: they are
- * delivered again (a duplicate, never a loss), as after a crash of local
- * between its write and its reply.
+ * queue_delivery_sync_delay milliseconds after the first one waited,
+ * and at once when more than QMGR_SYNC_MAX_WAITING recipients wait.  A
+ * crash in between leaves the recipients undelivered in the queue file:
+ * they are delivered again (a duplicate, never a loss), as after a crash
+ * of local between its write and its reply; so a crash repeats at most
+ * the deliveries in flight plus QMGR_SYNC_MAX_WAITING.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,6 +36,8 @@
 #include "util/log.h"
 #include "util/mem.h"
 
+/* Recipients whose deliveries may wait for a round; more make one now. */
+#define QMGR_SYNC_MAX_WAITING 16
 /* After a failed syncfs(): the disk is in trouble, do not spin on it. */
 #define QMGR_SYNC_RETRY_MS 1000
 
@@ -46,6 +52,7 @@ struct qmgr_sync_wait {
 static struct groupsync *sync_gs;
 static struct event *sync_timer;
 static struct qmgr_sync_wait *sync_head, **sync_tail = &sync_head;
+static size_t sync_waiting; /* recipients in the list */
 
 static void sync_arm(long ms)
 {
@@ -67,6 +74,7 @@ static void sync_apply(bool all)
         *pp = w->next;
         if (sync_tail == &w->next)
             sync_tail = pp;
+        sync_waiting -= w->job->n;
         qmgr_job_outcomes(w->job, w->res, w->delays);
         free(w->res);
         free(w);
@@ -86,11 +94,9 @@ static int sync_round(void)
     return rc;
 }
 
-static void sync_timeout(evutil_socket_t fd, short what, void *ctx)
+/* What no round covered yet gets one of ours. */
+static void sync_now(void)
 {
-    (void)fd;
-    (void)what;
-    (void)ctx;
     if (sync_head == NULL)
         return;
     if (sync_gs != NULL)
@@ -102,6 +108,14 @@ static void sync_timeout(evutil_socket_t fd, short what, void *ctx)
         return;
     }
     sync_apply(true);
+}
+
+static void sync_timeout(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd;
+    (void)what;
+    (void)ctx;
+    sync_now();
 }
 
 void qmgr_sync_init(struct event_base *base)
@@ -129,7 +143,10 @@ void qmgr_sync_wait(struct qmgr_job *job, struct qmgr_result *res,
     w->ticket = ticket;
     *sync_tail = w;
     sync_tail = &w->next;
-    if (!evtimer_pending(sync_timer, NULL))
+    sync_waiting += job->n;
+    if (sync_waiting > QMGR_SYNC_MAX_WAITING)
+        sync_now();
+    else if (!evtimer_pending(sync_timer, NULL))
         sync_arm(qmgr_params.sync_delay_ms);
 }
 
@@ -149,6 +166,7 @@ void qmgr_sync_shutdown(void)
         struct qmgr_sync_wait *w = sync_head;
 
         sync_head = w->next;
+        sync_waiting -= w->job->n;
         qmgr_job_free(w->job);
         free(w->res);
         free(w);

@@ -108,11 +108,13 @@ def test_kill_9_everything_then_restart_delivers_every_acknowledged_message(inst
     print("duplicates: %r; delivered without a 250 (cut before the reply): %r" % (dups, unacked))
     # At-least-once: a delivery interrupted between the Maildir link and the
     # queue-file update is repeated.  Only the deliveries in flight at a
-    # kill can be repeated: at most one per delivery in flight, and qmgr
+    # kill can be repeated: at most one per delivery in flight.  qmgr
     # keeps up to virtual_destination_concurrency_limit (20 by default)
-    # deliveries into one virtual domain in flight.
+    # deliveries into one virtual domain in flight, and lets at most 16
+    # more that local has done wait for a sync round before it counts
+    # them (docs/delivery.md).
     # Tokens are "tok-<round><connection>-<n>": count each kill apart.
-    in_flight = 20
+    in_flight = 20 + 16
     for rnd in range(2):
         extra = sum(n - 1 for t, n in dups.items() if t.startswith("tok-%d" % rnd))
         assert extra <= in_flight, "round %d: too many duplicates: %r" % (rnd, dups)
