@@ -358,7 +358,7 @@ static char *dns_query_name(const char *name)
     return xstrndup(name, len);
 }
 
-static char *dns_clean_host(const char *host)
+char *dns_clean_host(const char *host)
 {
     char *h = dns_query_name(host);
 
@@ -653,111 +653,6 @@ enum dns_status dns_lookup_ptr(struct dns_resolver *r, const char *addr,
     if (st != DNS_OK)
         dns_error(err, errlen, query, "PTR", st);
     return st;
-}
-
-/* The binary form of addr in family (an IPv4-mapped address as IPv4). */
-static bool dns_addr_bin(const char *addr, int family, unsigned char *bin)
-{
-    unsigned char m[16];
-
-    if (family == AF_INET && inet_pton(AF_INET, addr, bin) == 1)
-        return true;
-    if (inet_pton(AF_INET6, addr, m) != 1)
-        return false;
-    if (family == AF_INET6) {
-        memcpy(bin, m, 16);
-        return true;
-    }
-    if (!IN6_IS_ADDR_V4MAPPED((struct in6_addr *)m))
-        return false;
-    memcpy(bin, m + 12, 4);
-    return true;
-}
-
-struct dns_hosts_answer {
-    bool done;
-    int status;
-    char *name;
-};
-
-static void dns_hosts_callback(void *arg, int status, int timeouts,
-                               struct hostent *host)
-{
-    struct dns_hosts_answer *a = arg;
-
-    (void)timeouts;
-    a->done = true;
-    a->status = status;
-    if (status != ARES_SUCCESS || host == NULL)
-        return;
-    if (host->h_name != NULL && dns_name_ok(host->h_name))
-        a->name = dns_clean_host(host->h_name);
-    for (int i = 0; a->name == NULL && host->h_aliases != NULL &&
-                    host->h_aliases[i] != NULL;
-         i++)
-        if (dns_name_ok(host->h_aliases[i]))
-            a->name = dns_clean_host(host->h_aliases[i]);
-}
-
-enum dns_status dns_hosts_name(const char *addr, char **name)
-{
-    /* A channel that only reads the hosts file; it answers at once. */
-    static ares_channel hosts;
-    static bool hosts_ready;
-    struct dns_hosts_answer a = {false, ARES_ENOTFOUND, NULL};
-    struct ares_options opts;
-    char labels[80], err[64];
-    unsigned char bin[16];
-    int family;
-
-    *name = NULL;
-    if (!dns_reverse_labels(addr, labels, sizeof(labels), &family) ||
-        !dns_addr_bin(addr, family, bin))
-        return DNS_INVALID;
-    if (!hosts_ready) {
-        if (!dns_library_ready(err, sizeof(err)))
-            return DNS_TEMPFAIL;
-        memset(&opts, 0, sizeof(opts));
-        opts.lookups = (char *)"f";
-        if (ares_init_options(&hosts, &opts, ARES_OPT_LOOKUPS) != ARES_SUCCESS)
-            return DNS_TEMPFAIL;
-        hosts_ready = true;
-    }
-    ares_gethostbyaddr(hosts, bin, family == AF_INET ? 4 : 16, family,
-                       dns_hosts_callback, &a);
-    if (!a.done) {
-        /* Not an answer from the file after all: nothing to wait for. */
-        ares_cancel(hosts);
-        free(a.name);
-        return DNS_NOTFOUND;
-    }
-    if (a.status != ARES_SUCCESS || a.name == NULL) {
-        free(a.name);
-        return DNS_NOTFOUND;
-    }
-    *name = a.name;
-    return DNS_OK;
-}
-
-bool dns_hosts_has_addr(struct dns_resolver *r, const char *name, int family,
-                        const char *addr)
-{
-    struct hostent *host = NULL;
-    unsigned char bin[16];
-    bool found = false;
-    size_t len = family == AF_INET ? 4 : 16;
-
-    if (!dns_addr_bin(addr, family, bin) ||
-        ares_gethostbyname_file(r->channel, name, family, &host) !=
-            ARES_SUCCESS)
-        return false;
-    for (int i = 0; host->h_addr_list != NULL && host->h_addr_list[i] != NULL;
-         i++)
-        if ((size_t)host->h_length == len &&
-            memcmp(host->h_addr_list[i], bin, len) == 0)
-            found = true;
-    ares_free_hostent(host);
-    return found;
 }
 
 enum dns_status dns_lookup_txt(struct dns_resolver *r, const char *name,

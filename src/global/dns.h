@@ -128,16 +128,23 @@ bool dns_reverse_labels(const char *addr, char *out, size_t outlen,
 enum dns_status dns_lookup_ptr(struct dns_resolver *r, const char *addr,
                                char **name, char *err, size_t errlen);
 
+/* A host name as DNS answers give it: lowercased, no trailing dot. */
+char *dns_clean_host(const char *host);
+
 /*
- * The hosts file (/etc/hosts, read by c-ares) instead of DNS, as the
- * system's resolver asks it first: dns_hosts_name gives the first name of
- * a numeric address (*name as dns_lookup_ptr's, free()), DNS_NOTFOUND if
- * the file does not list it; dns_hosts_has_addr is true when the file
- * gives name the address addr.
+ * The hosts file (/etc/hosts; dns_hosts.c) instead of DNS, as the
+ * system's resolver asks it first: dns_hosts_name gives the first valid
+ * name of the first line that lists a numeric address (*name as
+ * dns_lookup_ptr's, free()), DNS_NOTFOUND if no line does;
+ * dns_hosts_has_addr is true when a line of family gives name (any case)
+ * the address addr (an IPv4-mapped IPv6 address counts as IPv4).  The
+ * file is parsed once and read again when it changes, looked at no more
+ * than once a second; a missing file lists nothing.
  */
 enum dns_status dns_hosts_name(const char *addr, char **name);
-bool dns_hosts_has_addr(struct dns_resolver *r, const char *name, int family,
-                        const char *addr);
+bool dns_hosts_has_addr(const char *name, int family, const char *addr);
+/* Another file instead of /etc/hosts (tests); forgets what was read. */
+void dns_hosts_set_path(const char *path);
 
 /*
  * TXT records of name, each record's strings joined, into txt (appended,

@@ -131,7 +131,7 @@ void smtpd_dns_client_names(struct smtpd_check_state *st, const char *addr)
     str_lcpy(st->reverse_name, ptr, sizeof(st->reverse_name));
     /* The name counts only if it leads back to the address. */
     if (check_cfg.peername_hosts &&
-        dns_hosts_has_addr(check_cfg.dns, ptr, family, addr)) {
+        dns_hosts_has_addr(ptr, family, addr)) {
         str_lcpy(st->name, ptr, sizeof(st->name));
         free(ptr);
         return;

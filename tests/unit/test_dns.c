@@ -505,6 +505,77 @@ static void test_server_format(void **state)
     argv_free(&bad);
 }
 
+static void write_hosts(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/*
+ * The hosts file: first line and first valid name win for an address,
+ * any line counts for the forward check, comments and bad lines are
+ * skipped, and a changed file is read again (looked at once a second).
+ */
+static void test_hosts_file(void **state)
+{
+    char dir[] = "/tmp/test_dns_hosts.XXXXXX", path[64], *name = NULL;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/hosts", dir);
+    write_hosts(path, "# comment\n"
+                      "127.0.0.1\tLocalHost. loopback # trailing\n"
+                      "127.0.0.1 second.example\n"
+                      "not-an-address bogus.example\n"
+                      "192.0.2.1 -bad- Good.Example\n"
+                      "192.0.2.9\n"
+                      "2001:db8::1 six.example\n");
+    dns_hosts_set_path(path);
+
+    assert_int_equal(dns_hosts_name("127.0.0.1", &name), DNS_OK);
+    assert_string_equal(name, "localhost");
+    free(name);
+    assert_int_equal(dns_hosts_name("::ffff:127.0.0.1", &name), DNS_OK);
+    assert_string_equal(name, "localhost");
+    free(name);
+    assert_int_equal(dns_hosts_name("192.0.2.1", &name), DNS_OK);
+    assert_string_equal(name, "good.example");
+    free(name);
+    assert_int_equal(dns_hosts_name("2001:db8::1", &name), DNS_OK);
+    assert_string_equal(name, "six.example");
+    free(name);
+    assert_int_equal(dns_hosts_name("192.0.2.9", &name), DNS_NOTFOUND);
+    assert_int_equal(dns_hosts_name("192.0.2.77", &name), DNS_NOTFOUND);
+    assert_null(name);
+    assert_int_equal(dns_hosts_name("bogus", &name), DNS_INVALID);
+
+    assert_true(dns_hosts_has_addr("localhost", AF_INET, "127.0.0.1"));
+    assert_true(dns_hosts_has_addr("LOOPBACK.", AF_INET, "127.0.0.1"));
+    assert_true(dns_hosts_has_addr("second.example", AF_INET, "127.0.0.1"));
+    assert_true(dns_hosts_has_addr("localhost", AF_INET,
+                                   "::ffff:127.0.0.1"));
+    assert_false(dns_hosts_has_addr("localhost", AF_INET, "127.0.0.2"));
+    assert_false(dns_hosts_has_addr("six.example", AF_INET, "127.0.0.1"));
+    assert_true(dns_hosts_has_addr("six.example", AF_INET6, "2001:db8::1"));
+    assert_false(dns_hosts_has_addr("bogus.example", AF_INET, "127.0.0.1"));
+
+    /* A new version of the file is read within a second or so. */
+    write_hosts(path, "127.0.0.1 renamed.example\n");
+    sleep(2);
+    assert_int_equal(dns_hosts_name("127.0.0.1", &name), DNS_OK);
+    assert_string_equal(name, "renamed.example");
+    free(name);
+    assert_false(dns_hosts_has_addr("localhost", AF_INET, "127.0.0.1"));
+    /* No file: nothing listed. */
+    assert_int_equal(unlink(path), 0);
+    sleep(2);
+    assert_int_equal(dns_hosts_name("127.0.0.1", &name), DNS_NOTFOUND);
+    assert_int_equal(rmdir(dir), 0);
+    dns_hosts_set_path(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_mx_sort_shuffles_ties_only),
         cmocka_unit_test(test_name_ok),
         cmocka_unit_test(test_server_format),
+        cmocka_unit_test(test_hosts_file),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
