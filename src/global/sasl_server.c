@@ -636,6 +636,26 @@ static enum xsasl_status xsasl_scram_report(struct xsasl_server *s,
     return success ? XSASL_OK : XSASL_FAIL;
 }
 
+/* A libsasl2 failure with no password check behind it, as our status. */
+static enum xsasl_status xsasl_library_status(struct xsasl_server *s, int rc,
+                                             char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s", sasl_errdetail(s->conn));
+    switch (rc) {
+    case SASL_NOMEM:
+    case SASL_FAIL:
+    case SASL_UNAVAIL:
+    case SASL_TRYAGAIN:
+        return XSASL_TEMPFAIL;
+    case SASL_BADAUTH:
+    case SASL_NOUSER:
+    case SASL_NOAUTHZ:
+        return XSASL_FAIL;
+    default:
+        return XSASL_BADPROT;
+    }
+}
+
 /* A SCRAM exchange that ended (rc is not SASL_CONTINUE). */
 static enum xsasl_status xsasl_scram_result(struct xsasl_server *s, int rc,
                                             char *err, size_t errlen)
@@ -685,20 +705,7 @@ static enum xsasl_status xsasl_scram_result(struct xsasl_server *s, int rc,
         break;
     }
     /* Malformed before any proof: a protocol error, not a login. */
-    snprintf(err, errlen, "%s", sasl_errdetail(s->conn));
-    switch (rc) {
-    case SASL_NOMEM:
-    case SASL_FAIL:
-    case SASL_UNAVAIL:
-    case SASL_TRYAGAIN:
-        return XSASL_TEMPFAIL;
-    case SASL_BADAUTH:
-    case SASL_NOUSER:
-    case SASL_NOAUTHZ:
-        return XSASL_FAIL;
-    default:
-        return XSASL_BADPROT;
-    }
+    return xsasl_library_status(s, rc, err, errlen);
 }
 
 static enum xsasl_status xsasl_result(struct xsasl_server *s, int rc,
@@ -750,20 +757,7 @@ static enum xsasl_status xsasl_result(struct xsasl_server *s, int rc,
                                            : sasl_errdetail(s->conn));
         return XSASL_FAIL;
     }
-    snprintf(err, errlen, "%s", sasl_errdetail(s->conn));
-    switch (rc) {
-    case SASL_NOMEM:
-    case SASL_FAIL:
-    case SASL_UNAVAIL:
-    case SASL_TRYAGAIN:
-        return XSASL_TEMPFAIL;
-    case SASL_BADAUTH:
-    case SASL_NOUSER:
-    case SASL_NOAUTHZ:
-        return XSASL_FAIL;
-    default:
-        return XSASL_BADPROT;
-    }
+    return xsasl_library_status(s, rc, err, errlen);
 }
 
 enum xsasl_status xsasl_server_first(struct xsasl_server *s, const char *mech,

@@ -512,6 +512,33 @@ static void push_u32(uint32_t **v, size_t *n, uint32_t x)
     (*v)[(*n)++] = x;
 }
 
+/* A new slot at the end of the view being built. */
+static struct imap_msg *view_slot(struct imap_msg **nv, size_t *nn,
+                                  size_t *cap)
+{
+    if (*nn == *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        *nv = xreallocarray(*nv, *cap, sizeof(**nv));
+    }
+    return &(*nv)[(*nn)++];
+}
+
+/* A view message gone from the store: reported now, or kept as expunged. */
+static void view_gone(const struct imap_msg *x, bool expunge,
+                      struct imap_msg **nv, size_t *nn, size_t *cap,
+                      uint32_t **removed, size_t *n_removed)
+{
+    struct imap_msg *slot;
+
+    if (expunge) {
+        push_u32(removed, n_removed, x->uid);
+        return;
+    }
+    slot = view_slot(nv, nn, cap);
+    *slot = *x;
+    slot->expunged = true;
+}
+
 /* Merge the index into the view (records in uid order). */
 static int refresh(struct imap_mailbox *mb, unsigned flags,
                    struct imap_sync *out, char *err, size_t errlen)
@@ -573,50 +600,31 @@ static int refresh(struct imap_mailbox *mb, unsigned flags,
         if (imap_index_rec_decode(&k, &v, &r) < 0)
             continue;
         /* View messages below this record are gone from the store. */
-        while (i < mb->n && mb->msgs[i].uid < r.uid) {
-            struct imap_msg *x = &mb->msgs[i++];
-
-            if (flags & IMAP_SYNC_EXPUNGE) {
-                push_u32(&removed_uids, &n_removed, x->uid);
-                continue;
-            }
-            if (nn == cap) {
-                cap = cap ? cap * 2 : 64;
-                nv = xreallocarray(nv, cap, sizeof(*nv));
-            }
-            nv[nn] = *x;
-            nv[nn++].expunged = true;
-        }
+        while (i < mb->n && mb->msgs[i].uid < r.uid)
+            view_gone(&mb->msgs[i++], flags & IMAP_SYNC_EXPUNGE, &nv, &nn,
+                      &cap, &removed_uids, &n_removed);
         if (i < mb->n && mb->msgs[i].uid == r.uid) {
             struct imap_msg *x = &mb->msgs[i++];
+            struct imap_msg *slot = view_slot(&nv, &nn, &cap);
 
-            if (nn == cap) {
-                cap = cap ? cap * 2 : 64;
-                nv = xreallocarray(nv, cap, sizeof(*nv));
-            }
-            nv[nn] = *x;
+            *slot = *x;
             if (x->modseq != r.modseq) {
-                nv[nn].flags = r.flags | (x->flags & IMAP_FLAG_RECENT);
-                nv[nn].keywords = r.keywords;
-                nv[nn].modseq = r.modseq;
-                if (x->flags != nv[nn].flags || x->keywords != r.keywords)
+                slot->flags = r.flags | (x->flags & IMAP_FLAG_RECENT);
+                slot->keywords = r.keywords;
+                slot->modseq = r.modseq;
+                if (x->flags != slot->flags || x->keywords != r.keywords)
                     push_u32(&changed_uids, &n_changed, r.uid);
             }
-            nn++;
         } else if (r.uid > last_uid) {
             bool recent = r.uid > claim_from;
+            struct imap_msg *slot = view_slot(&nv, &nn, &cap);
 
-            if (nn == cap) {
-                cap = cap ? cap * 2 : 64;
-                nv = xreallocarray(nv, cap, sizeof(*nv));
-            }
-            memset(&nv[nn], 0, sizeof(nv[nn]));
-            nv[nn].uid = r.uid;
-            nv[nn].flags = r.flags | (recent ? IMAP_FLAG_RECENT : 0);
-            nv[nn].keywords = r.keywords;
-            nv[nn].modseq = r.modseq;
-            nv[nn].internaldate = (time_t)r.internaldate;
-            nn++;
+            memset(slot, 0, sizeof(*slot));
+            slot->uid = r.uid;
+            slot->flags = r.flags | (recent ? IMAP_FLAG_RECENT : 0);
+            slot->keywords = r.keywords;
+            slot->modseq = r.modseq;
+            slot->internaldate = (time_t)r.internaldate;
             out->exists_changed = true;
             if (recent)
                 out->recent_changed = true;
@@ -624,20 +632,9 @@ static int refresh(struct imap_mailbox *mb, unsigned flags,
         imap_rec_free(&r);
     }
     mdb_cursor_close(cur);
-    while (i < mb->n) {
-        struct imap_msg *x = &mb->msgs[i++];
-
-        if (flags & IMAP_SYNC_EXPUNGE) {
-            push_u32(&removed_uids, &n_removed, x->uid);
-            continue;
-        }
-        if (nn == cap) {
-            cap = cap ? cap * 2 : 64;
-            nv = xreallocarray(nv, cap, sizeof(*nv));
-        }
-        nv[nn] = *x;
-        nv[nn++].expunged = true;
-    }
+    while (i < mb->n)
+        view_gone(&mb->msgs[i++], flags & IMAP_SYNC_EXPUNGE, &nv, &nn, &cap,
+                  &removed_uids, &n_removed);
     rc = IMAP_STORE_OK;
     if (write) {
         m.recent_uid = m.uidnext - 1;

@@ -80,12 +80,6 @@ static bool local_wait_request(struct stream *s)
     return true;
 }
 
-/* The value must be text: no embedded NUL. */
-static const char *local_text(const struct attr *a)
-{
-    return strlen(a->value) == a->len ? a->value : NULL;
-}
-
 /* Validate a request frame.  Returns NULL or what is wrong with it. */
 static const char *local_parse_request(const struct attr_list *list,
                                        struct local_request *req)
@@ -97,7 +91,7 @@ static const char *local_parse_request(const struct attr_list *list,
     memset(req, 0, sizeof(*req));
     for (size_t i = 0; i < list->n; i++) {
         const struct attr *a = &list->v[i];
-        const char *v = local_text(a);
+        const char *v = attr_text(a);
 
         if (v == NULL)
             return "attribute value contains NUL";

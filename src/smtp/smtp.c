@@ -92,12 +92,6 @@ static bool smtp_wait_request(struct stream *s)
     return true;
 }
 
-/* The value must be text: no embedded NUL. */
-static const char *smtp_text(const struct attr *a)
-{
-    return strlen(a->value) == a->len ? a->value : NULL;
-}
-
 static bool parse_time(const char *v, double *out)
 {
     char *end;
@@ -122,7 +116,7 @@ static const char *smtp_parse_request(const struct attr_list *list,
     memset(req, 0, sizeof(req[0]));
     for (size_t i = 0; i < list->n; i++) {
         const struct attr *a = &list->v[i];
-        const char *v = smtp_text(a);
+        const char *v = attr_text(a);
         char *end;
 
         if (v == NULL)

@@ -121,6 +121,11 @@ const struct attr *attr_find(const struct attr_list *list, const char *name)
     return NULL;
 }
 
+const char *attr_text(const struct attr *a)
+{
+    return strlen(a->value) == a->len ? a->value : NULL;
+}
+
 const char *attr_get(const struct attr_list *list, const char *name)
 {
     const struct attr *a = attr_find(list, name);

@@ -65,6 +65,8 @@ void attr_list_add(struct attr_list *list, const char *name,
 
 /* First attribute with that name, or NULL. */
 const struct attr *attr_find(const struct attr_list *list, const char *name);
+/* The value as text, or NULL if it holds a NUL byte. */
+const char *attr_text(const struct attr *a);
 /* Value as string, or NULL if absent. */
 const char *attr_get(const struct attr_list *list, const char *name);
 /* Value as integer; false if absent or not a decimal number. */
