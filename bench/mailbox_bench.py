@@ -308,10 +308,11 @@ def instance_pids(sysobj):
     return out
 
 
-def memory_kib(pids):
-    """(RSS sum, PSS sum, processes) in KiB over pids; gone ones skipped."""
-    rss = pss = n = 0
+def memory_by_pid(pids):
+    """{pid: (RSS, PSS)} in KiB; gone ones skipped."""
+    out = {}
     for pid in pids:
+        rss = pss = 0
         try:
             with open("/proc/%d/smaps_rollup" % pid) as f:
                 for line in f:
@@ -319,10 +320,23 @@ def memory_kib(pids):
                         rss += int(line.split()[1])
                     elif line.startswith("Pss:"):
                         pss += int(line.split()[1])
-            n += 1
         except OSError:
-            pass
-    return rss, pss, n
+            continue
+        out[pid] = (rss, pss)
+    return out
+
+
+def memory_added(before, after):
+    """(RSS, PSS) in KiB that the processes of after gained since before:
+    a new process counts whole, one that shrank or exited counts nothing
+    (a worker of an earlier workload that exits meanwhile must not make
+    the connections look free)."""
+    rss = pss = 0
+    for pid, (r, p) in after.items():
+        r0, p0 = before.get(pid, (0, 0))
+        rss += max(0, r - r0)
+        pss += max(0, p - p0)
+    return rss, pss
 
 
 def mem_available():
@@ -836,7 +850,9 @@ async def _idle_open(port, user):
     return c
 
 
-async def _imap_idle(sysobj, target, time_limit):
+async def _imap_idle(sysobj, target, time_limit, halfway):
+    """Open target idling connections; halfway() is called when the first
+    half of them are idling."""
     conns, errors, last_error, stop = [], 0, None, None
     sem = asyncio.Semaphore(HANDSHAKES_IN_FLIGHT)
     t0 = time.time()
@@ -861,7 +877,11 @@ async def _imap_idle(sysobj, target, time_limit):
                 elif time.time() - t0 > time_limit:
                     stop = "stopped: time limit of %d s" % time_limit
 
-    await asyncio.gather(*(one(k) for k in range(target)))
+    half = target // 2
+    await asyncio.gather(*(one(k) for k in range(half)))
+    await asyncio.sleep(1)
+    halfway(len(conns))
+    await asyncio.gather(*(one(k) for k in range(half, target)))
     setup = time.time() - t0
     await asyncio.sleep(2)  # let the servers settle after the last IDLE
     return conns, errors, last_error, stop, setup
@@ -872,15 +892,22 @@ def imap_idle(sysobj, target, time_limit):
     if soft < target + 1000:
         raise RuntimeError("RLIMIT_NOFILE %d is too low for %d connections"
                            % (soft, target))
-    base_rss, base_pss, _ = memory_kib(instance_pids(sysobj))
     c0 = sysobj.cpu.seconds()
+    half = {}
+
+    def halfway(count):
+        half["n"] = count
+        half["mem"] = memory_by_pid(instance_pids(sysobj))
 
     async def run():
         conns, errors, last_error, stop, setup = await _imap_idle(
-            sysobj, target, time_limit)
+            sysobj, target, time_limit, halfway)
         c1 = sysobj.cpu.seconds()
-        pids = instance_pids(sysobj)
-        rss, pss, nproc = memory_kib(pids)
+        mem = memory_by_pid(instance_pids(sysobj))
+        rss = sum(r for r, _ in mem.values())
+        pss = sum(p for _, p in mem.values())
+        nproc = len(mem)
+        added = memory_added(half["mem"], mem)
         # Are they all still there and idling?  One more read on each
         # would be slow; a connection the server closed shows EOF.
         alive = sum(1 for c in conns if not c.r.at_eof())
@@ -888,16 +915,16 @@ def imap_idle(sysobj, target, time_limit):
             c.close()
         await asyncio.sleep(0.5)
         return (len(conns), alive, errors, last_error, stop, setup,
-                c1, rss, pss, nproc)
+                c1, rss, pss, nproc, added)
 
     (n, alive, errors, last_error, stop, setup, c1, rss, pss,
-     nproc) = asyncio.run(run())
+     nproc, added) = asyncio.run(run())
     if n == 0:
         raise RuntimeError("no connection reached IDLE (%s)" % last_error)
     res = {"connections": n, "target": target, "alive_at_measure": alive,
            "rss_kib_per_conn": rss / n, "pss_kib_per_conn": pss / n,
-           "rss_kib_per_conn_added": (rss - base_rss) / n,
-           "pss_kib_per_conn_added": (pss - base_pss) / n,
+           "rss_kib_per_conn_added": added[0] / max(1, n - half["n"]),
+           "pss_kib_per_conn_added": added[1] / max(1, n - half["n"]),
            "rss_kib_total": rss, "pss_kib_total": pss, "processes": nproc,
            "cpu_ms_per_conn": (c1 - c0) * 1000 / n, "setup_s": setup,
            "errors": errors}
